@@ -1,0 +1,71 @@
+# dpinger, self-healing.  GNU make and BSD make (bmake) both read this file
+# unchanged: no conditionals, no pattern rules, no $(shell ...), and every
+# recipe names its inputs explicitly instead of using $<.
+
+CC?=		cc
+CFLAGS?=	-O2 -g
+WARNFLAGS=	-Wall -Wextra -Werror
+PREFIX?=	/usr/local
+BINDIR?=	$(PREFIX)/bin
+MANDIR?=	$(PREFIX)/share/man/man8
+INSTALL?=	install
+PYTHON?=	python3
+ZIGCC?=		$(PYTHON) -m ziglang cc
+SANFLAGS=	-O1 -g -fno-omit-frame-pointer
+
+all: dpinger
+
+dpinger: dpinger.c
+	$(CC) $(CFLAGS) $(WARNFLAGS) $(CPPFLAGS) -o dpinger dpinger.c \
+	    $(LDFLAGS) -pthread
+
+install: dpinger
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
+	$(INSTALL) -m 555 dpinger $(DESTDIR)$(BINDIR)/dpinger
+	$(INSTALL) -m 444 dpinger.8 $(DESTDIR)$(MANDIR)/dpinger.8
+
+clean:
+	rm -rf dpinger build
+
+# The README's two commands.
+demo: dpinger
+	sh tests/demo.sh
+
+check:
+	sh tests/run
+
+# Pieces of the test suite, each usable on its own.
+unit: build/unit build/unit-rtsock
+
+build/unit: dpinger.c tests/unit/unit.c tests/unit/unit.h
+	mkdir -p build
+	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=address,undefined \
+	    -fno-sanitize-recover=all -o build/unit tests/unit/unit.c -pthread
+
+build/unit-rtsock: dpinger.c tests/unit/rtsock.c tests/unit/unit.h
+	mkdir -p build
+	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=address,undefined \
+	    -fno-sanitize-recover=all -o build/unit-rtsock tests/unit/rtsock.c \
+	    -pthread
+
+sanitizers: build/dpinger-asan build/dpinger-tsan
+
+build/dpinger-asan: dpinger.c
+	mkdir -p build
+	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=address,undefined \
+	    -fno-sanitize-recover=all -o build/dpinger-asan dpinger.c -pthread
+
+build/dpinger-tsan: dpinger.c
+	mkdir -p build
+	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=thread \
+	    -o build/dpinger-tsan dpinger.c -pthread
+
+# FreeBSD (and macOS) cross builds with Zig's bundled system headers.
+cross: dpinger.c
+	mkdir -p build
+	$(ZIGCC) -target x86_64-freebsd.14.0 -O2 $(WARNFLAGS) \
+	    -o build/dpinger-freebsd-amd64 dpinger.c -pthread
+	$(ZIGCC) -target aarch64-freebsd.14.0 -O2 $(WARNFLAGS) \
+	    -o build/dpinger-freebsd-arm64 dpinger.c -pthread
+
+.PHONY: all install clean demo check unit sanitizers cross
