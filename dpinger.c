@@ -1579,6 +1579,7 @@ rebind(enum trigger why)
  * once a minute, instead of one line per probe. */
 struct error_log {
 	const char	*what;		/* "sendto error", "recvfrom error" */
+	bool		with_errno;	/* false: the text says it all */
 	int		last_err;
 	unsigned long	repeats;
 	uint64_t	last_log_usec;
@@ -1587,9 +1588,12 @@ struct error_log {
 static void
 error_log_flush(struct error_log *el)
 {
-	if (el->repeats > 0)
+	if (el->repeats > 0 && el->with_errno)
 		logmsg("%s%s: %s: %d repeated %lu times", cfg.identifier,
 		    cfg.dest.text, el->what, el->last_err, el->repeats);
+	else if (el->repeats > 0)
+		logmsg("%s%s: %s, repeated %lu times", cfg.identifier,
+		    cfg.dest.text, el->what, el->repeats);
 	el->repeats = 0;
 }
 
@@ -1600,8 +1604,12 @@ error_log_note(struct error_log *el, int err, uint64_t now)
 		error_log_flush(el);
 		el->last_err = err;
 		el->last_log_usec = now;
-		logmsg("%s%s: %s: %d", cfg.identifier, cfg.dest.text,
-		    el->what, err);
+		if (el->with_errno)
+			logmsg("%s%s: %s: %d", cfg.identifier, cfg.dest.text,
+			    el->what, err);
+		else
+			logmsg("%s%s: %s", cfg.identifier, cfg.dest.text,
+			    el->what);
 		return;
 	}
 	el->repeats++;
@@ -1654,7 +1662,7 @@ send_thread(void *arg)
 {
 	uint8_t *packet = malloc(ICMP_HEADER_LEN + cfg.data_len);
 	uint64_t next = now_usec(), interval = cfg.send_interval_msec * 1000ULL;
-	struct error_log errors = { "sendto error", 0, 0, 0 };
+	struct error_log errors = { "sendto error", true, 0, 0, 0 };
 	struct auto_heal ah = { 0, 0, 0, 0, 0 };
 	unsigned int seq = 0;
 
@@ -1824,9 +1832,9 @@ recv_thread(void *arg)
 	int fd = (int)(intptr_t)arg;
 	size_t bufsize = SOCKBUF_SIZE;
 	uint8_t *buf = malloc(bufsize);
-	struct error_log errors = { "recvfrom error", 0, 0, 0 };
+	struct error_log errors = { "recvfrom error", true, 0, 0, 0 };
 	struct error_log runts = { "received packet too small for IP header",
-	    0, 0, 0 };
+	    false, 0, 0, 0 };
 
 	if (buf == NULL)
 		fatal("out of memory");
@@ -1882,8 +1890,6 @@ recv_thread(void *arg)
 			continue;
 		}
 		if (cfg.dest.family == AF_INET && n < 20) {
-			/* text without the errno: a count is all there is */
-			runts.last_err = 0;
 			error_log_note(&runts, 1, now_usec());
 			continue;
 		}
@@ -1998,7 +2004,7 @@ run_alert_command(bool alarm, const struct stats *st)
 {
 	char script[PATH_MAX + 16], ident[IDENT_MAX + 1], flag[2];
 	char avg[24], sd[24], loss[8];
-	char *argv[10];
+	char *argv[12];
 	int argc = 0, status;
 	size_t identlen = strlen(cfg.identifier);
 	posix_spawnattr_t attr;
@@ -2122,47 +2128,60 @@ usock_open(const char *path)
 	return fd;
 }
 
+/* Someone removed our file: put it back, or no one can read us again.
+ * A file that is there but not ours (a newer instance's) is left alone. */
+static void
+usock_check_path(void)
+{
+	struct stat sb;
+	int fd;
+
+	pthread_mutex_lock(&usock.lock);
+	if (stat(usock.path, &sb) != 0 && errno == ENOENT) {
+		fd = usock_open(usock.path);
+		if (fd >= 0) {
+			close(usock.fd);
+			usock.fd = fd;
+			logmsg("%s%s: status socket %s re-created",
+			    cfg.identifier, cfg.dest.text, usock.path);
+		}
+	}
+	pthread_mutex_unlock(&usock.lock);
+}
+
+static void
+usock_answer(int client)
+{
+	struct stats st;
+	char line[128];
+	int len;
+
+	stats_now(&st);
+	len = format_report(line, sizeof(line), cfg.identifier, &st);
+	/* A fresh socket buffer takes one short line: this never blocks,
+	 * and a stuck client costs nothing. */
+	if (len > 0 && (size_t)len < sizeof(line))
+		(void)!send(client, line, (size_t)len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(client);
+}
+
 static void *
 usock_thread(void *arg)
 {
+	uint64_t next_check = now_usec() + 1000000;
+
 	(void)arg;
 	for (;;) {
 		struct pollfd pfd = { usock.fd, POLLIN, 0 };
-		struct stat sb;
 		int client;
 
-		if (poll(&pfd, 1, 1000) == 0) {
-			/* Someone removed our file: put it back, or no one
-			 * can read us again. */
-			pthread_mutex_lock(&usock.lock);
-			if (stat(usock.path, &sb) != 0 && errno == ENOENT) {
-				int fd = usock_open(usock.path);
-
-				if (fd >= 0) {
-					close(usock.fd);
-					usock.fd = fd;
-					logmsg("%s%s: status socket %s"
-					    " re-created", cfg.identifier,
-					    cfg.dest.text, usock.path);
-				}
-			}
-			pthread_mutex_unlock(&usock.lock);
-			continue;
-		}
-		while ((client = accept(usock.fd, NULL, NULL)) >= 0) {
-			struct stats st;
-			char line[128];
-			int len;
-
-			stats_now(&st);
-			len = format_report(line, sizeof(line),
-			    cfg.identifier, &st);
-			/* A fresh socket buffer takes one short line:
-			 * never blocks, a stuck client costs nothing. */
-			if (len > 0 && (size_t)len < sizeof(line))
-				(void)!send(client, line, (size_t)len,
-				    MSG_DONTWAIT | MSG_NOSIGNAL);
-			close(client);
+		if (poll(&pfd, 1, 1000) > 0)
+			while ((client = accept(usock.fd, NULL, NULL)) >= 0)
+				usock_answer(client);
+		if (now_usec() >= next_check) {
+			usock_check_path();
+			next_check = now_usec() + 1000000;
 		}
 	}
 	return NULL;
