@@ -2222,6 +2222,27 @@ addr_is_ours(int family, const void *addr, unsigned int ifindex)
 	return scope[0] == '\0' || scope_index(scope) == ifindex;
 }
 
+/* Whether an interface is up and running, asked when an address shows
+ * up on an interface the watcher has not followed so far. */
+static bool
+iface_running(unsigned int ifindex)
+{
+	char name[IF_NAMESIZE];
+	struct ifaddrs *list, *ifa;
+	bool running = false;
+
+	if (if_indextoname(ifindex, name) == NULL || getifaddrs(&list) != 0)
+		return false;
+	for (ifa = list; ifa != NULL; ifa = ifa->ifa_next)
+		if (strcmp(ifa->ifa_name, name) == 0) {
+			running = (ifa->ifa_flags & IFF_UP) &&
+			    (ifa->ifa_flags & IFF_RUNNING);
+			break;
+		}
+	freeifaddrs(list);
+	return running;
+}
+
 /* A trigger fires only once a rebind can work: the link is up and the
  * bind address (if any) is there.  Until then the most telling one
  * waits. */
@@ -2231,8 +2252,8 @@ watch_ready(struct watch_state *ws, enum trigger why)
 	if (why != TRIG_NONE && (ws->deferred == TRIG_NONE ||
 	    ws->deferred == TRIG_LINK_UP || why == TRIG_ADDR_RETURNED))
 		ws->deferred = why;
-	atomic_store_explicit(&watched_link_down, !ws->link_up,
-	    memory_order_relaxed);
+	atomic_store_explicit(&watched_link_down,
+	    ws->ifindex != 0 && !ws->link_up, memory_order_relaxed);
 	if (!ws->link_up || (cfg.bind_given && !ws->addr_present))
 		return TRIG_NONE;
 	why = ws->deferred;
@@ -2256,6 +2277,8 @@ watch_apply(struct watch_state *ws, const struct ifev *ev)
 			return TRIG_NONE;
 		if (ws->addr_present && ws->ifindex == ev->ifindex)
 			return TRIG_NONE;	/* a refresh, nothing new */
+		if (ws->ifindex != ev->ifindex)
+			ws->link_up = iface_running(ev->ifindex);
 		ws->addr_present = true;
 		ws->ifindex = ev->ifindex;
 		return watch_ready(ws, TRIG_ADDR_RETURNED);

@@ -425,7 +425,8 @@ test_icmp(void)
 static void
 test_watch_decisions(void)
 {
-	struct watch_state ws = { true, 5, true, TRIG_NONE };
+	unsigned int lo = if_nametoindex("lo");
+	struct watch_state ws = { true, lo, true, TRIG_NONE };
 	struct ifev ev;
 	char err[256];
 
@@ -434,7 +435,7 @@ test_watch_decisions(void)
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = IFEV_ADDR_ADD;
 	ev.family = AF_INET;
-	ev.ifindex = 5;
+	ev.ifindex = lo;
 	inet_pton(AF_INET, "192.0.2.2", &ev.addr.v4);
 	/* present already, same interface: a refresh */
 	CHECK_EQ_INT(watch_apply(&ws, &ev), TRIG_NONE);
@@ -443,9 +444,11 @@ test_watch_decisions(void)
 	CHECK(!ws.addr_present);
 	ev.kind = IFEV_ADDR_ADD;
 	CHECK_EQ_INT(watch_apply(&ws, &ev), TRIG_ADDR_RETURNED);
-	/* moved to another interface */
-	ev.ifindex = 6;
-	ws.link_up = true;
+	/* moved to an interface that does not exist: its link is not up */
+	ev.ifindex = 54321;
+	CHECK_EQ_INT(watch_apply(&ws, &ev), TRIG_NONE);
+	/* ... and back on lo, which is up */
+	ev.ifindex = lo;
 	CHECK_EQ_INT(watch_apply(&ws, &ev), TRIG_ADDR_RETURNED);
 	/* other addresses do not concern us */
 	inet_pton(AF_INET, "192.0.2.3", &ev.addr.v4);
@@ -455,6 +458,7 @@ test_watch_decisions(void)
 	inet_pton(AF_INET, "192.0.2.2", &ev.addr.v4);
 	ws.link_up = false;
 	ws.ifindex = 6;
+	ev.ifindex = 6;
 	CHECK_EQ_INT(watch_apply(&ws, &ev), TRIG_NONE);
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = IFEV_LINK;
