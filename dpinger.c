@@ -1512,7 +1512,9 @@ static struct {
 	socklen_t		dest_len;
 	uint16_t		id;
 	bool			waiting_logged;
+	int			last_failure;	/* errno last logged, or 0 */
 	uint64_t		last_bind_usec;
+	uint64_t		last_retry_usec;
 } sender = { .fd = -1 };
 
 /*
@@ -1530,16 +1532,24 @@ rebind(enum trigger why)
 	err = probe_open(&send_fd, &recv_fd, &sender.dest, &sender.dest_len,
 	    &stage);
 	if (err != 0) {
+		/* Each distinct failure is logged once, not every retry. */
+		bool first = err != sender.last_failure;
+
+		sender.last_failure = err;
 		if (stage == STAGE_CREATE) {
 			/* Keep what we have: stale beats nothing. */
-			logmsg("%s%s: cannot create send socket: %s",
-			    cfg.identifier, cfg.dest.text, strerror(err));
+			if (first)
+				logmsg("%s%s: cannot create send socket: %s",
+				    cfg.identifier, cfg.dest.text,
+				    strerror(err));
 			return false;
 		}
-		if (!errno_is_missing(err) && stage == STAGE_BIND)
-			logmsg("%s%s: cannot bind send socket: %s",
-			    cfg.identifier, cfg.dest.text, strerror(err));
-		else if (!sender.waiting_logged)
+		if (!errno_is_missing(err) && stage == STAGE_BIND) {
+			if (first)
+				logmsg("%s%s: cannot bind send socket: %s",
+				    cfg.identifier, cfg.dest.text,
+				    strerror(err));
+		} else if (!sender.waiting_logged)
 			logmsg("%s%s: waiting for %s address %s: %s",
 			    cfg.identifier, cfg.dest.text,
 			    stage == STAGE_DEST_SCOPE ? "destination" : "bind",
@@ -1553,6 +1563,7 @@ rebind(enum trigger why)
 		}
 		return false;
 	}
+	sender.last_failure = 0;
 	if (sender.fd >= 0)
 		close(sender.fd);
 	sender.fd = send_fd;
@@ -1574,6 +1585,7 @@ rebind(enum trigger why)
 #define BACKOFF_FIRST_USEC	2000000ULL
 #define BACKOFF_CAP_USEC	120000000ULL
 #define REPEAT_LOG_USEC		60000000ULL
+#define WAITING_BACKSTOP_USEC	5000000ULL
 
 /* Log the first error of a run with upstream's text, then a count at most
  * once a minute, instead of one line per probe. */
@@ -1702,9 +1714,16 @@ send_thread(void *arg)
 			ah.backoff_usec = 0;
 			ah.next_allowed_usec = 0;
 		}
-		if (sender.fd < 0 && !atomic_load_explicit(&watched_link_down,
-		    memory_order_relaxed) && rebind(TRIG_ADDR_AVAILABLE))
-			auto_heal_rebound(&ah, now);
+		/* Waiting for the address: retry every send interval, or
+		 * every few seconds while the watcher says the link is down
+		 * (a backstop should it have missed the link coming up). */
+		if (sender.fd < 0 && (!atomic_load_explicit(&watched_link_down,
+		    memory_order_relaxed) || now - sender.last_retry_usec >=
+		    WAITING_BACKSTOP_USEC)) {
+			sender.last_retry_usec = now;
+			if (rebind(TRIG_ADDR_AVAILABLE))
+				auto_heal_rebound(&ah, now);
+		}
 		else if (sender.fd >= 0 && cfg.silence_msec > 0 &&
 		    ah.quiet_sends >= 2 && now - ah.quiet_since_usec >=
 		    cfg.silence_msec * 1000ULL && auto_heal_allowed(&ah, now) &&
@@ -1797,7 +1816,7 @@ arrival_usec(struct msghdr *msg)
 }
 
 static void
-handle_reply(uint16_t seq, uint64_t arrived)
+handle_reply(uint16_t seq, uint64_t arrived, struct error_log *duplicates)
 {
 	struct slot *slot;
 	bool duplicate = false;
@@ -1819,8 +1838,7 @@ handle_reply(uint16_t seq, uint64_t arrived)
 	}
 	pthread_mutex_unlock(&ring.lock);
 	if (duplicate)
-		logmsg("%s%s: duplicate echo reply received", cfg.identifier,
-		    cfg.dest.text);
+		error_log_note(duplicates, 1, arrived);
 	else
 		atomic_store_explicit(&last_reply_usec, arrived,
 		    memory_order_relaxed);
@@ -1834,6 +1852,8 @@ recv_thread(void *arg)
 	uint8_t *buf = malloc(bufsize);
 	struct error_log errors = { "recvfrom error", true, 0, 0, 0 };
 	struct error_log runts = { "received packet too small for IP header",
+	    false, 0, 0, 0 };
+	struct error_log duplicates = { "duplicate echo reply received",
 	    false, 0, 0, 0 };
 
 	if (buf == NULL)
@@ -1897,7 +1917,7 @@ recv_thread(void *arg)
 		    &seq) || !same_addr(&from) ||
 		    id != atomic_load_explicit(&echo_id, memory_order_acquire))
 			continue;
-		handle_reply(seq, arrival_usec(&msg));
+		handle_reply(seq, arrival_usec(&msg), &duplicates);
 	}
 	return NULL;
 }
@@ -1942,10 +1962,12 @@ report_thread(void *arg)
 		len = format_report(line, sizeof(line), cfg.identifier, &st);
 		if (len <= 0 || (size_t)len >= sizeof(line))
 			continue;
-		if (cfg.rewind_output) {
-			/* The file always holds exactly the last line. */
-			if (pwrite(report_fd, line, (size_t)len, 0) == len)
-				(void)!ftruncate(report_fd, len);
+		/* With -R the file always holds exactly the last line; a
+		 * pipe or terminal just gets the line. */
+		if (cfg.rewind_output &&
+		    lseek(report_fd, 0, SEEK_SET) == 0) {
+			write_all(report_fd, line, (size_t)len);
+			(void)!ftruncate(report_fd, len);
 		} else
 			write_all(report_fd, line, (size_t)len);
 	}
@@ -2454,10 +2476,13 @@ watch_thread(void *arg)
 
 				if (t != TRIG_NONE)
 					request_rebind(t);
-			} else if (errno != EINTR && errno != EAGAIN)
+			} else if (errno != EINTR && errno != EAGAIN) {
+				/* Not expected; do not spin on it. */
 				logmsg("%s%s: routing socket: %s",
 				    cfg.identifier, cfg.dest.text,
 				    strerror(errno));
+				sleep(1);
+			}
 			continue;
 		}
 		count = rtmsg_parse(buf, (size_t)n, events, WATCH_MAX_EVENTS);
