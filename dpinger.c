@@ -421,6 +421,18 @@ seq_limit_for(unsigned int slots)
 	return slots * multiple;
 }
 
+/* A time-valued option: false, with upstream's message in err, when it
+ * does not parse (or is 0 where it must be positive). */
+static bool
+time_option(const char *arg, unsigned int *msec, bool positive,
+    const char *what, char *err, size_t errlen)
+{
+	if (parse_time_msec(arg, msec) && (!positive || *msec > 0))
+		return true;
+	snprintf(err, errlen, "invalid %s %s", what, arg);
+	return false;
+}
+
 enum parse_result {
 	PARSE_OK,
 	PARSE_USAGE,		/* print usage, exit 1 */
@@ -478,37 +490,25 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			c->bind_given = true;
 			break;
 		case 's':
-			if (!parse_time_msec(optarg, &c->send_interval_msec) ||
-			    c->send_interval_msec == 0) {
-				snprintf(err, errlen,
-				    "invalid send interval %s", optarg);
+			if (!time_option(optarg, &c->send_interval_msec, true,
+			    "send interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'l':
-			if (!parse_time_msec(optarg, &c->loss_interval_msec) ||
-			    c->loss_interval_msec == 0) {
-				snprintf(err, errlen,
-				    "invalid loss interval %s", optarg);
+			if (!time_option(optarg, &c->loss_interval_msec, true,
+			    "loss interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			loss_given = true;
 			break;
 		case 't':
-			if (!parse_time_msec(optarg, &c->time_period_msec) ||
-			    c->time_period_msec == 0) {
-				snprintf(err, errlen,
-				    "invalid averaging time period %s", optarg);
+			if (!time_option(optarg, &c->time_period_msec, true,
+			    "averaging time period", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'r':
-			if (!parse_time_msec(optarg,
-			    &c->report_interval_msec)) {
-				snprintf(err, errlen,
-				    "invalid report interval %s", optarg);
+			if (!time_option(optarg, &c->report_interval_msec, false,
+			    "report interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'd':
 			if (!parse_length(optarg, &c->data_len)) {
@@ -521,20 +521,14 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			c->output_path = optarg;
 			break;
 		case 'A':
-			if (!parse_time_msec(optarg, &c->alert_interval_msec) ||
-			    c->alert_interval_msec == 0) {
-				snprintf(err, errlen,
-				    "invalid alert interval %s", optarg);
+			if (!time_option(optarg, &c->alert_interval_msec, true,
+			    "alert interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'D':
-			if (!parse_time_msec(optarg, &c->latency_alarm_msec)) {
-				snprintf(err, errlen,
-				    "invalid latency alarm threshold %s",
-				    optarg);
+			if (!time_option(optarg, &c->latency_alarm_msec, false,
+			    "latency alarm threshold", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'L':
 			if (!parse_percent(optarg, &c->loss_alarm_pct)) {
@@ -544,11 +538,9 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			}
 			break;
 		case 'H':
-			if (!parse_time_msec(optarg, &c->hold_interval_msec)) {
-				snprintf(err, errlen,
-				    "invalid alarm hold interval %s", optarg);
+			if (!time_option(optarg, &c->hold_interval_msec, false,
+			    "alarm hold interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			break;
 		case 'C':
 			c->alert_cmd = optarg;
@@ -576,11 +568,9 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			}
 			break;
 		case 'W':
-			if (!parse_time_msec(optarg, &c->silence_msec)) {
-				snprintf(err, errlen,
-				    "invalid silence interval %s", optarg);
+			if (!time_option(optarg, &c->silence_msec, false,
+			    "silence interval", err, errlen))
 				return PARSE_ERROR;
-			}
 			c->silence_given = true;
 			break;
 		case 'h':
