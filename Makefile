@@ -60,6 +60,18 @@ build/dpinger-tsan: dpinger.c
 	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=thread \
 	    -o build/dpinger-tsan dpinger.c -pthread
 
+# The fault shim (stale raw sockets, for the self-healing tests) and the
+# churn benchmark.
+shim: build/faultshim.so
+
+build/faultshim.so: tests/shim/faultshim.c
+	mkdir -p build
+	$(CC) -O2 -g $(WARNFLAGS) -shared -fPIC -o build/faultshim.so \
+	    tests/shim/faultshim.c $(LDFLAGS) -ldl -pthread
+
+bench: dpinger
+	$(PYTHON) tests/bench/churn.py
+
 # FreeBSD (and macOS) cross builds with Zig's bundled system headers.
 cross: dpinger.c
 	mkdir -p build
@@ -68,4 +80,4 @@ cross: dpinger.c
 	$(ZIGCC) -target aarch64-freebsd.14.0 -O2 $(WARNFLAGS) \
 	    -o build/dpinger-freebsd-arm64 dpinger.c -pthread
 
-.PHONY: all install clean demo check unit sanitizers cross
+.PHONY: all install clean demo check unit sanitizers cross shim bench
