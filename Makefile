@@ -27,6 +27,22 @@ install: dpinger
 	$(INSTALL) -m 555 dpinger $(DESTDIR)$(BINDIR)/dpinger
 	$(INSTALL) -m 444 dpinger.8 $(DESTDIR)$(MANDIR)/dpinger.8
 
+# The manual page must lint clean (mandoc exits non-zero on a warning).
+man-lint:
+	mandoc -Tlint -Wwarning dpinger.8
+
+# patches/: diffs for other people's trees, generated from port/.
+# check-patches fails when the committed diff is out of date.
+patches:
+	sh patches/mkdiff.sh patches/freebsd-ports-net-dpinger.diff
+
+check-patches:
+	sh patches/mkdiff.sh build/freebsd-ports-net-dpinger.diff
+	@cmp -s patches/freebsd-ports-net-dpinger.diff \
+	    build/freebsd-ports-net-dpinger.diff || { \
+	    echo "patches/freebsd-ports-net-dpinger.diff is out of date" \
+	    "with port/: run 'make patches' and commit it" >&2; exit 1; }
+
 clean:
 	rm -rf dpinger build
 
@@ -80,4 +96,4 @@ cross: dpinger.c
 	$(ZIGCC) -target aarch64-freebsd.14.0 -O2 $(WARNFLAGS) \
 	    -o build/dpinger-freebsd-arm64 dpinger.c -pthread
 
-.PHONY: all install clean demo check unit sanitizers cross shim bench
+.PHONY: all install man-lint patches check-patches clean demo check unit sanitizers cross shim bench
