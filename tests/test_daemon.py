@@ -1,0 +1,438 @@
+"""The real binary, daemonised as pfSense runs it, in network namespaces.
+
+What is checked here: pfSense's exact command line (no -f: the launching
+process exits 0 at once, the daemon writes its pid file, answers on its
+status socket and cleans up on SIGTERM), the pid file rules (refusal while
+the old instance lives, stale pid reused), signals with an alert command
+still running, and the alarm arguments on a real outage.
+
+A daemon is a grandchild that its parent orphans, so every daemonised run
+goes through a small "reaper": a subreaper process (prctl
+PR_SET_CHILD_SUBREAPER) that launches the command, reaps everything that
+is orphaned under it and reports each exit status with its monotonic time.
+That gives the daemon's exit status and its exit time without making the
+pytest process itself a subreaper.
+"""
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import netns
+from netns import V4_FW, V4_GW, wait_until
+
+REAPER = r"""
+import ctypes, os, sys, time
+PR_SET_CHILD_SUBREAPER = 36
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1,
+                                           0, 0, 0) != 0:
+    sys.exit("reaper: prctl failed")
+stdin, out, err = sys.argv[1:4]
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(stdin, os.O_RDONLY), 0)
+    os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 1)
+    os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
+    os.execvp(sys.argv[4], sys.argv[4:])
+print("launched %d %.6f" % (pid, time.monotonic()), flush=True)
+while True:
+    try:
+        p, st = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    print("exit %d %d %.6f" % (p, os.waitstatus_to_exitcode(st),
+                               time.monotonic()), flush=True)
+"""
+
+# The stand-in for /etc/rc.gateway_alarm: one line per call, its arguments
+# separated by NUL bytes; its pid in a second file (so the test can kill a
+# sleeping one); then, if the file SLEEP exists, it sleeps that long.
+ALERT_SCRIPT = """#!/bin/sh
+echo $$ >> '{dir}/alert.pids'
+printf '%s\\0' "$@" >> '{dir}/alert.calls'
+echo >> '{dir}/alert.calls'
+if [ -f '{dir}/alert.sleep' ]; then
+	exec sleep "$(cat '{dir}/alert.sleep')"
+fi
+"""
+
+
+def make_alert_script(directory, sleep=None):
+    path = os.path.join(str(directory), "rc.gateway_alarm")
+    with open(path, "w") as f:
+        f.write(ALERT_SCRIPT.format(dir=directory))
+    os.chmod(path, 0o755)
+    if sleep is not None:
+        with open(os.path.join(str(directory), "alert.sleep"), "w") as f:
+            f.write("%d\n" % sleep)
+    return path
+
+
+def alert_calls(directory):
+    """The alert command's calls so far, each a list of its arguments."""
+    try:
+        with open(os.path.join(str(directory), "alert.calls"), "rb") as f:
+            data = f.read().decode()
+    except FileNotFoundError:
+        return []
+    calls = []
+    for record in data.split("\n")[:-1]:
+        assert record.endswith("\0"), "torn alert record %r" % record
+        calls.append(record.split("\0")[:-1])
+    return calls
+
+
+def alert_pids(directory):
+    try:
+        with open(os.path.join(str(directory), "alert.pids")) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def kill_quietly(pid, signum=signal.SIGKILL):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def sanitizer_lines(text):
+    return [line for line in text.splitlines()
+            if any(mark in line for mark in netns.SANITIZER_MARKS)]
+
+
+def read_file(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class Reaped:
+    """One run of a command under the reaper, with its stdout and stderr
+    in files (a daemon inherits them)."""
+
+    def __init__(self, binary, args, ns, workdir, name):
+        self.out_path = os.path.join(str(workdir), name + ".out")
+        self.err_path = os.path.join(str(workdir), name + ".err")
+        # A regular file as stdin: the daemon must swap it for /dev/null.
+        self.in_path = os.path.join(str(workdir), name + ".in")
+        open(self.in_path, "w").close()
+        cmd = [binary] + list(args)
+        if ns is not None:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        env = dict(os.environ)
+        env.update(netns.SANITIZER_ENV)
+        self.lock = threading.Lock()
+        self.exits = {}
+        self.launcher = None
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", REAPER, self.in_path, self.out_path,
+             self.err_path] + cmd,
+            stdout=subprocess.PIPE, env=env, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.killed = []
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            words = raw.decode().split()
+            with self.lock:
+                if words[0] == "launched":
+                    self.launcher = int(words[1])
+                elif words[0] == "exit":
+                    self.exits[int(words[1])] = (int(words[2]),
+                                                 float(words[3]))
+        self.proc.stdout.close()
+
+    def wait_exit(self, pid, timeout):
+        """(exit status, monotonic time of the exit) of a process under
+        the reaper."""
+        def reaped():
+            with self.lock:
+                return self.exits.get(pid)
+        return wait_until(reaped, timeout, "process %d to exit" % pid,
+                          interval=0.002)
+
+    def wait_launcher(self, timeout):
+        wait_until(lambda: self.launcher, 5, "the reaper to launch")
+        return self.wait_exit(self.launcher, timeout)
+
+    def alive(self, pid):
+        with self.lock:
+            return pid not in self.exits
+
+    def out(self):
+        return read_file(self.out_path) or ""
+
+    def err(self):
+        return read_file(self.err_path) or ""
+
+    def cleanup(self, pids=()):
+        """Kill what is left, then let the reaper finish."""
+        for pid in list(pids):
+            if self.alive(pid):
+                kill_quietly(pid)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(5)
+
+
+@pytest.fixture
+def reaped(tmp_path):
+    """reaped(binary, args, ns=..., name=...) -> Reaped.  At the end every
+    daemon still alive (by pid file, or listed in run.kill) is killed, and
+    sanitizer output in any run's stderr fails the test."""
+    runs = []
+
+    def start(binary, args, ns=None, name="dpinger"):
+        run = Reaped(binary, args, ns, tmp_path, "%s%d" % (name, len(runs)))
+        runs.append(run)
+        return run
+
+    yield start
+    reports = []
+    for run in runs:
+        pids = list(run.killed) + alert_pids(tmp_path)
+        run.cleanup(pids)
+        reports += sanitizer_lines(run.err())
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+
+
+def pidfile_pid(path, timeout=10):
+    """The pid in a pid file once it is completely written."""
+    def written():
+        text = read_file(path)
+        if text and text.endswith("\n"):
+            return text
+        return None
+    text = wait_until(written, timeout, "pid file %s" % path)
+    assert re.fullmatch(r"[1-9][0-9]*\n", text), \
+        "pid file is not '%%u\\n': %r" % text
+    return int(text)
+
+
+def launch_timeout(binary):
+    return 1.0 if binary.endswith("/dpinger") else 5.0
+
+
+def pfsense_args(tmp_path, topo, gw="WAN_DHCP", alert=None, extra=()):
+    """gwlb.inc's start_dpinger() command line, with the paths in
+    tmp_path; -C only when the gateway action is on."""
+    base = "dpinger_%s~%s~%s" % (gw, V4_FW, V4_GW)
+    pid = os.path.join(str(tmp_path), base + ".pid")
+    sock = os.path.join(str(tmp_path), base + ".sock")
+    args = ["-S", "-r", "0", "-i", gw, "-B", V4_FW, "-p", pid, "-u", sock]
+    if alert is not None:
+        args += ["-C", alert]
+    args += ["-d", "1", "-s", "500", "-l", "2000", "-t", "60000",
+             "-A", "1000", "-D", "500", "-L", "20"] + list(extra) + [V4_GW]
+    return args, pid, sock
+
+
+def wait_ready_status(sock, gw, timeout=10):
+    """pfSense's reading: four fields, identifier first; waits until a
+    reply has been counted (latency > 0) and nothing is lost."""
+    def ready():
+        try:
+            line = netns.query_status(sock)
+        except OSError:
+            return None
+        fields = line.split(" ")
+        assert len(fields) == 4, "status is not four fields: %r" % line
+        assert fields[0] == gw
+        assert all(re.fullmatch(r"0|[1-9][0-9]*", f) for f in fields[1:]), \
+            "status fields are not integers: %r" % line
+        if int(fields[1]) > 0 and int(fields[3]) == 0:
+            return line
+        return None
+    return wait_until(ready, timeout, "a ready status line on %s" % sock)
+
+
+# ---------------------------------------------------------------------
+# pfSense's command line, daemonised
+# ---------------------------------------------------------------------
+
+def test_pfsense_command_line_daemonises(binary, topo, tmp_path, reaped):
+    topo.wait_path("v4")
+    alert = make_alert_script(tmp_path)
+    args, pidpath, sock = pfsense_args(tmp_path, topo, alert=alert)
+    run = reaped(binary, args, ns=topo.fw)
+
+    status, exited = run.wait_launcher(launch_timeout(binary))
+    assert status == 0, "launcher exit %d: %s" % (status, run.err())
+    pid = pidfile_pid(pidpath)
+    run.killed.append(pid)
+    assert pid != run.launcher, "the pid file names the launcher"
+    assert run.alive(pid)
+
+    # A daemon: own session, cwd /, stdin /dev/null; stdout/stderr kept.
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert int(fields[3]) == pid, "no setsid(): session %s" % fields[3]
+    assert os.readlink("/proc/%d/cwd" % pid) == "/"
+    assert os.readlink("/proc/%d/fd/0" % pid) == "/dev/null"
+    assert os.readlink("/proc/%d/fd/1" % pid) == run.out_path
+    assert os.readlink("/proc/%d/fd/2" % pid) == run.err_path
+
+    mode = os.stat(sock).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o666, oct(mode)
+    assert stat.S_IMODE(os.stat(pidpath).st_mode) == 0o644
+
+    line = wait_ready_status(sock, "WAN_DHCP")
+    latency, _, loss = netns.status_numbers(line)
+    assert 0 < latency < 200000 and loss == 0, line
+
+    # A live gateway: no alarm, so the alert command was never run.
+    assert alert_calls(tmp_path) == []
+
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    status, exited = run.wait_exit(pid, 5)
+    assert status == 0
+    assert not os.path.exists(pidpath), "pid file left behind"
+    assert not os.path.exists(sock), "status socket left behind"
+    # pfSense waits 3 s and never sends SIGKILL.
+    assert exited - t0 < 3.0
+    # -S: every message went to syslog, nothing to stdout or stderr.
+    assert run.out() == ""
+    assert sanitizer_lines(run.err()) == []
+    assert [l for l in run.err().splitlines()
+            if not any(m in l for m in netns.SANITIZER_MARKS)] == []
+
+
+def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
+    """Upstream's own example, `dpinger -r 60s addr >> file`: reports go to
+    the inherited stdout; log lines (no -S) to the inherited stderr."""
+    topo.wait_path("v4")
+    pidpath = os.path.join(str(tmp_path), "d.pid")
+    run = reaped(binary, ["-i", "GW", "-s", "100m", "-r", "200m",
+                          "-t", "2s", "-p", pidpath, "-B", V4_FW, V4_GW],
+                 ns=topo.fw)
+    status, _ = run.wait_launcher(launch_timeout(binary))
+    assert status == 0, run.err()
+    pid = pidfile_pid(pidpath)
+    run.killed.append(pid)
+
+    def reported():
+        lines = run.out().splitlines()
+        return len(lines) >= 3 and lines
+    lines = wait_until(reported, 10, "three report lines in the stdout file")
+    for line in lines:
+        assert re.fullmatch(r"GW (0|[1-9][0-9]*) (0|[1-9][0-9]*)"
+                            r" (0|[1-9][0-9]*)", line), line
+    wait_until(lambda: any(netns.status_numbers(l)[0] > 0 and
+                           netns.status_numbers(l)[2] == 0
+                           for l in run.out().splitlines()),
+               10, "a report with latency > 0 and loss 0")
+
+    os.kill(pid, signal.SIGTERM)
+    status, _ = run.wait_exit(pid, 5)
+    assert status == 0
+    assert not os.path.exists(pidpath)
+    err = [l for l in run.err().splitlines()
+           if not any(m in l for m in netns.SANITIZER_MARKS)]
+    assert err[0].startswith("send_interval 100ms  loss_interval 400ms  "), err
+    assert err[-1] == "exiting on signal 15", err
+
+
+# ---------------------------------------------------------------------
+# The pid file
+# ---------------------------------------------------------------------
+
+def test_second_instance_refused_while_first_lives(binary, topo, tmp_path,
+                                                   reaped):
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    first = reaped(binary, args, ns=topo.fw, name="first")
+    assert first.wait_launcher(launch_timeout(binary))[0] == 0, first.err()
+    pid = pidfile_pid(pidpath)
+    first.killed.append(pid)
+
+    # The same command again, as setup_gateways_monitor() would.
+    second = reaped(binary, args, ns=topo.fw, name="second")
+    status, _ = second.wait_launcher(launch_timeout(binary))
+    assert status == 1
+    # Fatal before the fork reaches stderr even with -S.
+    assert second.err().splitlines() == [
+        "pid file %s is in use by process %d" % (pidpath, pid)]
+    assert second.out() == ""
+
+    # The refused start touched nothing of the first one's.
+    assert read_file(pidpath) == "%d\n" % pid
+    assert first.alive(pid)
+    line = netns.query_status(sock)
+    assert line.startswith("WAN_DHCP "), line
+
+    os.kill(pid, signal.SIGTERM)
+    assert first.wait_exit(pid, 5)[0] == 0
+    assert not os.path.exists(pidpath) and not os.path.exists(sock)
+
+
+def dead_pid():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("stale", ["dead", "garbage"])
+def test_stale_pid_file_reused(binary, topo, tmp_path, reaped, stale):
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    # Longer than any pid: the reused file must be truncated.
+    if stale == "dead":
+        content = "%020d\n" % dead_pid()
+    else:
+        content = "not a pid, and longer than any pid is\n"
+    with open(pidpath, "w") as f:
+        f.write(content)
+    run = reaped(binary, args, ns=topo.fw)
+    status, _ = run.wait_launcher(launch_timeout(binary))
+    assert status == 0, run.err()
+
+    def rewritten():
+        text = read_file(pidpath)
+        return text != content and text and text.endswith("\n") and text
+    text = wait_until(rewritten, 10, "the pid file to be rewritten")
+    assert re.fullmatch(r"[1-9][0-9]*\n", text), repr(text)
+    pid = int(text)
+    run.killed.append(pid)
+    assert run.alive(pid)
+    assert netns.query_status(sock).startswith("WAN_DHCP ")
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait_exit(pid, 5)[0] == 0
+    assert not os.path.exists(pidpath)
+
+
+def test_pid_file_free_again_after_sigterm(binary, topo, tmp_path, reaped):
+    """pfSense's restart: SIGTERM through the pid file, then the same
+    command at once must start."""
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    first = reaped(binary, args, ns=topo.fw, name="first")
+    assert first.wait_launcher(launch_timeout(binary))[0] == 0
+    pid = pidfile_pid(pidpath)
+    first.killed.append(pid)
+    os.kill(pid, signal.SIGTERM)
+    assert first.wait_exit(pid, 5)[0] == 0
+
+    second = reaped(binary, args, ns=topo.fw, name="second")
+    assert second.wait_launcher(launch_timeout(binary))[0] == 0, \
+        second.err()
+    pid2 = pidfile_pid(pidpath)
+    second.killed.append(pid2)
+    assert pid2 != pid
+    assert netns.query_status(sock).startswith("WAN_DHCP ")
+    os.kill(pid2, signal.SIGTERM)
+    assert second.wait_exit(pid2, 5)[0] == 0
