@@ -1,0 +1,394 @@
+"""port/: the FreeBSD port net/dpinger.
+
+Checks the rc.d script (syntax, rc.subr conventions, and its profile
+logic run against a stand-in rc.subr), the Makefile's variable order, that
+pkg-plist matches what the project's install target stages, that the
+chosen version orders above the stock packages under pkg's rules, and
+that a clean tree builds and installs with bmake (BSD make)."""
+
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT = os.path.join(ROOT, "port")
+RC_SCRIPT = os.path.join(PORT, "files", "dpinger.in")
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def port_vars():
+    """[(name, value)] of the port Makefile's assignments, in order, with
+    continuation lines joined."""
+    text = read(os.path.join(PORT, "Makefile")).replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^([A-Z][A-Z0-9_]*)\s*[+?:!]?=\s*(.*)$", line)
+        if m:
+            out.append((m.group(1), m.group(2).strip()))
+    return out
+
+
+# ------------------------------------------------------------------ #
+# rc.d script                                                         #
+# ------------------------------------------------------------------ #
+
+def test_rc_script_syntax():
+    r = subprocess.run(["sh", "-n", RC_SCRIPT], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    if shutil.which("dash"):
+        r = subprocess.run(["dash", "-n", RC_SCRIPT], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+
+
+def test_rc_script_conventions():
+    text = read(RC_SCRIPT)
+    assert text.startswith("#!/bin/sh\n")
+    for pattern in (r"^# PROVIDE: dpinger$", r"^# REQUIRE: .*NETWORKING",
+                    r"^# KEYWORD: .*shutdown", r"^\. /etc/rc\.subr$",
+                    r"^name=\"?dpinger\"?$", r"^rcvar=\"?dpinger_enable\"?$",
+                    r"^load_rc_config \$name$",
+                    r'^: \$\{dpinger_enable:="NO"\}$',
+                    r"^: \$\{dpinger_pidfile:=",
+                    r'^command="%%PREFIX%%/bin/dpinger"$',
+                    r'^run_rc_command "\$1"$'):
+        assert re.search(pattern, text, re.M), pattern
+    # load_rc_config comes before the defaults, run_rc_command last.
+    assert text.index("load_rc_config") < text.index("dpinger_enable:=")
+    assert text.rstrip().endswith('run_rc_command "$1"')
+    for word in ("dpinger_profiles", "dpinger_${profile}_flags",
+                 "dpinger_${profile}_pidfile", "dpinger_${profile}_enable"):
+        assert word in text, word
+
+
+FAKE_RC_SUBR = r"""
+# Stand-in for /etc/rc.subr: just enough to run the script's own logic.
+load_rc_config() { . "$FAKE_RC_CONF"; }
+err() { _code=$1; shift; echo "ERR: $*"; exit "$_code"; }
+warn() { echo "WARN: $*"; }
+run_rc_command() {
+	eval _enable=\$$rcvar
+	eval _flags=\$${name}_flags
+	echo "RUN $1 enable=$_enable pidfile=$pidfile cmd=$command flags=$_flags"
+}
+"""
+
+
+def run_rc(tmp_path, rc_conf, *args):
+    prefix = tmp_path / "prefix"
+    rcd = prefix / "etc" / "rc.d"
+    rcd.mkdir(parents=True, exist_ok=True)
+    subr = tmp_path / "rc.subr"
+    subr.write_text(FAKE_RC_SUBR)
+    script = read(RC_SCRIPT).replace("%%PREFIX%%", str(prefix))
+    script = script.replace(". /etc/rc.subr", ". " + str(subr))
+    target = rcd / "dpinger"
+    target.write_text(script)
+    target.chmod(0o755)
+    conf = tmp_path / "rc.conf"
+    conf.write_text(rc_conf)
+    env = dict(os.environ, FAKE_RC_CONF=str(conf))
+    return subprocess.run(["sh", str(target)] + list(args), env=env,
+                          capture_output=True, text=True, timeout=10)
+
+
+def test_rc_single_instance(tmp_path):
+    r = run_rc(tmp_path, 'dpinger_enable="YES"\n'
+               'dpinger_flags="-S -r 0 -u /var/run/dpinger.sock 192.0.2.1"\n',
+               "start")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == [
+        "RUN start enable=YES pidfile=/var/run/dpinger.pid "
+        "cmd=%s/bin/dpinger flags=-p /var/run/dpinger.pid -S -r 0 "
+        "-u /var/run/dpinger.sock 192.0.2.1" % (tmp_path / "prefix")]
+
+
+def test_rc_default_is_disabled(tmp_path):
+    r = run_rc(tmp_path, "", "start")
+    assert r.returncode == 0
+    assert "enable=NO " in r.stdout
+
+
+def test_rc_profiles(tmp_path):
+    conf = ('dpinger_enable="YES"\n'
+            'dpinger_profiles="wan vpn"\n'
+            'dpinger_wan_flags="-S -r 0 -B 192.0.2.10 192.0.2.1"\n'
+            'dpinger_vpn_flags="-r 0 -u /var/run/vpn.sock 198.51.100.1"\n'
+            'dpinger_vpn_enable="NO"\n'
+            'dpinger_vpn_pidfile="/var/run/vpn.pid"\n')
+    r = run_rc(tmp_path, conf, "start")
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = [l for l in r.stdout.splitlines() if l.startswith("RUN ")]
+    assert runs == [
+        "RUN start enable=YES pidfile=/var/run/dpinger_wan.pid "
+        "cmd=%s/bin/dpinger flags=-p /var/run/dpinger_wan.pid -S -r 0 "
+        "-B 192.0.2.10 192.0.2.1" % (tmp_path / "prefix"),
+        "RUN start enable=NO pidfile=/var/run/vpn.pid "
+        "cmd=%s/bin/dpinger flags=-p /var/run/vpn.pid -r 0 "
+        "-u /var/run/vpn.sock 198.51.100.1" % (tmp_path / "prefix")]
+    assert "===> dpinger profile: wan" in r.stdout
+    # One profile by name.
+    r = run_rc(tmp_path, conf, "reload", "vpn")
+    assert r.returncode == 0
+    assert r.stdout.startswith("RUN reload enable=NO pidfile=/var/run/vpn.pid")
+
+
+def test_rc_profile_errors(tmp_path):
+    conf = 'dpinger_profiles="wan"\ndpinger_wan_flags="192.0.2.1"\n'
+    r = run_rc(tmp_path, conf, "start", "bad-name")
+    assert r.returncode != 0 and "invalid profile name" in r.stdout
+    r = run_rc(tmp_path, conf, "start", "other")
+    assert r.returncode != 0 and "dpinger_other_flags is not set" in r.stdout
+    r = run_rc(tmp_path, "", "start", "wan")
+    assert r.returncode != 0 and "dpinger_profiles is empty" in r.stdout
+
+
+def test_rc_flags_parse_as_dpinger_arguments(tmp_path):
+    """-p goes first: the flags the script builds are a valid command line
+    for dpinger even with getopt stopping at the first operand (BSD).
+    POSIXLY_CORRECT makes glibc's getopt stop there too."""
+    binary = os.path.join(ROOT, "dpinger")
+    if not os.access(binary, os.X_OK):
+        pytest.skip("SKIPPED: ./dpinger is not built (make dpinger)")
+    r = run_rc(tmp_path, 'dpinger_enable="YES"\n'
+               'dpinger_flags="-r 0 -X 192.0.2.1"\n', "start")
+    flags = r.stdout.split("flags=", 1)[1].split()
+    assert flags[:2] == ["-p", "/var/run/dpinger.pid"]
+    # "no activity enabled" comes after a complete parse with exactly one
+    # operand left: every option was taken as an option.
+    env = dict(os.environ, POSIXLY_CORRECT="1")
+    p = subprocess.run([binary] + flags, env=env, capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 1
+    assert "no activity enabled" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------------ #
+# Makefile, plist, version                                            #
+# ------------------------------------------------------------------ #
+
+# Porter's Handbook, chapter 15 (order of variables), the blocks and
+# variables this port can use, in order.
+HANDBOOK_ORDER = [
+    # PORTNAME block
+    "PORTNAME", "PORTVERSION", "DISTVERSIONPREFIX", "DISTVERSION",
+    "DISTVERSIONSUFFIX", "PORTREVISION", "PORTEPOCH", "CATEGORIES",
+    "MASTER_SITES", "MASTER_SITE_SUBDIR", "PKGNAMEPREFIX", "PKGNAMESUFFIX",
+    "DISTNAME", "EXTRACT_SUFX", "DISTFILES", "DIST_SUBDIR", "EXTRACT_ONLY",
+    # MAINTAINER block
+    "MAINTAINER", "COMMENT", "WWW",
+    # LICENSE block
+    "LICENSE", "LICENSE_COMB", "LICENSE_GROUPS", "LICENSE_NAME",
+    "LICENSE_TEXT", "LICENSE_FILE", "LICENSE_PERMS",
+    # dependencies
+    "FETCH_DEPENDS", "EXTRACT_DEPENDS", "PATCH_DEPENDS", "BUILD_DEPENDS",
+    "LIB_DEPENDS", "RUN_DEPENDS", "TEST_DEPENDS",
+    # USES and USE_x
+    "USES", "USE_GITHUB", "GH_ACCOUNT", "GH_PROJECT", "GH_SUBDIR",
+    "GH_TAGNAME", "GH_TUPLE", "USE_RC_SUBR",
+    # standard bsd.port.mk variables
+    "MAKEFILE", "MAKE_CMD", "MAKE_ARGS", "MAKE_ENV", "MAKE_FLAGS",
+    "MAKE_JOBS_UNSAFE", "ALL_TARGET", "INSTALL_TARGET", "TEST_TARGET",
+    "CONFLICTS_INSTALL", "PLIST_FILES", "PORTDOCS",
+]
+
+
+def test_port_makefile_order_and_values():
+    pairs = port_vars()
+    names = [n for n, _ in pairs]
+    unknown = [n for n in names if n not in HANDBOOK_ORDER]
+    assert not unknown, "variables outside the known order: %s" % unknown
+    positions = [HANDBOOK_ORDER.index(n) for n in names]
+    assert positions == sorted(positions), names
+    assert len(set(names)) == len(names), "a variable is set twice"
+    values = dict(pairs)
+    assert values["PORTNAME"] == "dpinger"
+    assert values["CATEGORIES"].split()[0] == "net"
+    assert values["LICENSE"] == "BSD2CLAUSE"
+    assert values["LICENSE_FILE"] == "${WRKSRC}/LICENSE"
+    assert values["USE_RC_SUBR"] == "dpinger"
+    assert values["USE_GITHUB"] == "yes"
+    assert "PORTVERSION" in values or "DISTVERSION" in values
+    assert not ("PORTVERSION" in values and "DISTVERSION" in values)
+    text = read(os.path.join(PORT, "Makefile"))
+    assert text.rstrip().endswith(".include <bsd.port.mk>")
+    assert "${STAGEDIR}" in text
+    # Blocks separated by one blank line: MAINTAINER and LICENSE blocks
+    # each start after an empty line, and no two blank lines in a row.
+    assert "\n\nMAINTAINER=" in text and "\n\nLICENSE=" in text
+    assert "\n\n\n" not in text
+    for line in text.splitlines():
+        assert len(line.expandtabs()) <= 80, line
+
+
+def test_port_files_present():
+    for f in ("Makefile", "pkg-descr", "pkg-plist", "files/dpinger.in",
+              "README.md"):
+        assert os.path.isfile(os.path.join(PORT, f)), f
+    descr = read(os.path.join(PORT, "pkg-descr"))
+    assert 0 < len(descr.splitlines()) and all(
+        len(l) <= 80 for l in descr.splitlines())
+    # distinfo is documented instead of faked.
+    assert "make makesum" in read(os.path.join(PORT, "README.md"))
+
+
+def pkg_version_cmp(a, b):
+    """-1, 0, 1 like pkg version -t.  A reimplementation of the documented
+    rules (pkg-version(8), the Porter's Handbook on PORTVERSION,
+    PORTREVISION and PORTEPOCH), for the numeric versions this port uses:
+    the epoch (after ',') decides first, then the version compared
+    component by component as integers (a missing component counts as
+    0), then the port revision (after '_')."""
+    def split(v):
+        epoch = 0
+        if "," in v:
+            v, e = v.rsplit(",", 1)
+            epoch = int(e)
+        revision = 0
+        if "_" in v:
+            v, r = v.rsplit("_", 1)
+            revision = int(r)
+        parts = [int(p) for p in v.split(".")]
+        return epoch, parts, revision
+
+    ea, pa, ra = split(a)
+    eb, pb, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    n = max(len(pa), len(pb))
+    pa += [0] * (n - len(pa))
+    pb += [0] * (n - len(pb))
+    if pa != pb:
+        return -1 if pa < pb else 1
+    if ra != rb:
+        return -1 if ra < rb else 1
+    return 0
+
+
+def test_pkg_version_cmp_itself():
+    """The reimplementation agrees with examples pkg documents."""
+    assert pkg_version_cmp("1.0", "1.0") == 0
+    assert pkg_version_cmp("1.0_1", "1.0") == 1
+    assert pkg_version_cmp("1.0,1", "2.0") == 1
+    assert pkg_version_cmp("1.10", "1.9") == 1
+    assert pkg_version_cmp("3.3_2", "3.5") == -1
+
+
+def test_port_version_orders_above_stock():
+    values = dict(port_vars())
+    version = values.get("DISTVERSION") or values.get("PORTVERSION")
+    assert re.fullmatch(r"\d+(\.\d+)*", version), \
+        "the comparison below covers numeric versions only"
+    revision = values.get("PORTREVISION")
+    full = version + ("_" + revision if revision else "")
+    for stock in ("3.3", "3.3_1", "3.3_9", "3.5", "3.5_1"):
+        assert pkg_version_cmp(full, stock) == 1, (full, stock)
+    # The rationale in the Makefile and README names the chosen version.
+    assert version in read(os.path.join(PORT, "README.md"))
+    assert "PORTEPOCH" not in values
+
+
+# ------------------------------------------------------------------ #
+# Clean-tree builds with BSD make                                     #
+# ------------------------------------------------------------------ #
+
+def export_tree(dest):
+    """HEAD as a fresh checkout would have it."""
+    if not os.path.isdir(os.path.join(ROOT, ".git")):
+        pytest.skip("SKIPPED: not a git checkout")
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "HEAD"],
+                             capture_output=True, timeout=60, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout,
+                   check=True, timeout=60)
+    return dest
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip("SKIPPED: %s is not installed (tests/deps installs it)"
+                    % tool)
+
+
+def installed_files(destdir):
+    out = {}
+    for base, _, files in os.walk(destdir):
+        for f in files:
+            full = os.path.join(base, f)
+            out[os.path.relpath(full, destdir)] = \
+                stat.S_IMODE(os.stat(full).st_mode)
+    return out
+
+
+def plist_entries():
+    lines = read(os.path.join(PORT, "pkg-plist")).splitlines()
+    return [l for l in lines if l and not l.startswith("@")]
+
+
+@pytest.fixture(scope="module")
+def bmake_tree(tmp_path_factory):
+    need("bmake")
+    tree = export_tree(tmp_path_factory.mktemp("bmake") / "src")
+    r = subprocess.run(["bmake"], cwd=tree, capture_output=True, text=True,
+                       timeout=300)
+    return tree, r
+
+
+def test_bmake_clean_tree_builds_without_warnings(bmake_tree):
+    tree, r = bmake_tree
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning" not in (r.stdout + r.stderr).lower(), r.stderr
+    binary = tree / "dpinger"
+    assert binary.is_file()
+    h = subprocess.run([str(binary), "-h"], capture_output=True, text=True,
+                       timeout=10)
+    assert h.returncode == 1 and h.stderr.startswith("usage: dpinger")
+
+
+def test_bmake_install_with_port_make_args_matches_plist(bmake_tree,
+                                                         tmp_path):
+    """What the port's staging does: the project's install target, with
+    the port's MAKE_ARGS (PREFIX=/usr/local), DESTDIR = the stage."""
+    tree, r = bmake_tree
+    assert r.returncode == 0
+    make_args = dict(port_vars())["MAKE_ARGS"].replace("${PREFIX}",
+                                                        "/usr/local")
+    stage = tmp_path / "stage"
+    inst = subprocess.run(["bmake"] + shlex.split(make_args) +
+                          ["DESTDIR=" + str(stage), "install"], cwd=tree,
+                          capture_output=True, text=True, timeout=120)
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    files = installed_files(stage / "usr" / "local")
+    # The ports framework compresses manual pages: the plist says .gz.
+    staged = sorted(p + ".gz" if re.search(r"/man/man\d/[^/]+\.\d$", p)
+                    else p for p in files)
+    assert staged == sorted(plist_entries())
+    assert files["bin/dpinger"] == 0o555
+    assert files["share/man/man8/dpinger.8"] == 0o444
+    assert set(os.listdir(stage)) == {"usr"}, "installed outside PREFIX"
+
+
+def test_gnu_make_install_matches_plist(tmp_path):
+    """The README's `make install DESTDIR=... PREFIX=/usr/local` installs
+    exactly what pkg-plist lists (its manual page uncompressed)."""
+    need("make")
+    tree = export_tree(tmp_path / "src")
+    stage = tmp_path / "stage"
+    r = subprocess.run(["make", "install", "DESTDIR=" + str(stage),
+                        "PREFIX=/usr/local"], cwd=tree, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = installed_files(stage / "usr" / "local")
+    assert sorted(f + ".gz" if f.endswith(".8") else f for f in files) == \
+        sorted(plist_entries())
