@@ -88,12 +88,51 @@ build/faultshim.so: tests/shim/faultshim.c
 bench: dpinger
 	$(PYTHON) tests/bench/churn.py
 
-# FreeBSD (and macOS) cross builds with Zig's bundled system headers.
-cross: dpinger.c
+# FreeBSD cross builds (14.0, the floor) with Zig's bundled FreeBSD headers
+# and libc stubs, and the check that the layout the unit tests' fixtures
+# write (tests/unit/fbsd_layout.h) is the layout of FreeBSD's headers.
+cross: dpinger.c tests/unit/fbsd_layout.h tests/unit/fbsd_layout_check.c
 	mkdir -p build
 	$(ZIGCC) -target x86_64-freebsd.14.0 -O2 $(WARNFLAGS) \
 	    -o build/dpinger-freebsd-amd64 dpinger.c -pthread
 	$(ZIGCC) -target aarch64-freebsd.14.0 -O2 $(WARNFLAGS) \
 	    -o build/dpinger-freebsd-arm64 dpinger.c -pthread
+	$(ZIGCC) -target x86_64-freebsd.14.0 $(WARNFLAGS) -c \
+	    -o build/fbsd-layout-amd64.o tests/unit/fbsd_layout_check.c
+	$(ZIGCC) -target aarch64-freebsd.14.0 $(WARNFLAGS) -c \
+	    -o build/fbsd-layout-arm64.o tests/unit/fbsd_layout_check.c
 
-.PHONY: all install man-lint patches check-patches clean demo check unit sanitizers cross shim bench
+# libFuzzer harnesses (clang) for the routing-message and ICMP parsers.
+# fuzz-run gives each FUZZ_SECONDS on build/corpus-NAME, which starts as a
+# copy of tests/fuzz/corpus/NAME and keeps what the fuzzer finds.
+FUZZCC?=	clang
+FUZZ_SECONDS?=	20
+FUZZFLAGS=	$(SANFLAGS) $(WARNFLAGS) -Wno-unused-function \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+fuzz: build/fuzz-bsd build/fuzz-netlink build/fuzz-icmp
+
+build/fuzz-bsd: dpinger.c tests/fuzz/fuzz.h tests/fuzz/fuzz_bsd.c
+	mkdir -p build
+	$(FUZZCC) $(FUZZFLAGS) -o build/fuzz-bsd tests/fuzz/fuzz_bsd.c -pthread
+
+build/fuzz-netlink: dpinger.c tests/fuzz/fuzz.h tests/fuzz/fuzz_netlink.c
+	mkdir -p build
+	$(FUZZCC) $(FUZZFLAGS) -o build/fuzz-netlink \
+	    tests/fuzz/fuzz_netlink.c -pthread
+
+build/fuzz-icmp: dpinger.c tests/fuzz/fuzz.h tests/fuzz/fuzz_icmp.c
+	mkdir -p build
+	$(FUZZCC) $(FUZZFLAGS) -o build/fuzz-icmp tests/fuzz/fuzz_icmp.c \
+	    -pthread
+
+fuzz-run: fuzz
+	for name in bsd netlink icmp; do \
+		mkdir -p build/corpus-$$name build/crashes && \
+		cp tests/fuzz/corpus/$$name/* build/corpus-$$name/ && \
+		build/fuzz-$$name -max_total_time=$(FUZZ_SECONDS) \
+		    -artifact_prefix=build/crashes/$$name- \
+		    build/corpus-$$name || exit 1; \
+	done
+
+.PHONY: all install man-lint patches check-patches clean demo check unit sanitizers cross shim bench fuzz fuzz-run
