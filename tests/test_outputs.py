@@ -1,0 +1,272 @@
+"""What dpinger prints, byte for byte, from the real binary: the start-up
+line, the report line on stdout and in -o files (with and without -R), the
+fatal messages of a few bad command lines; and that IPv4, IPv6 and IPv6
+link-local all measure a live gateway (loss 0, a sane latency)."""
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import netns
+from netns import V4_FW, V4_GW, V6_FW, wait_until
+
+# TSan sleeps a second in _exit() by default (see test_daemon.py).
+SAN_ENV = dict(netns.SANITIZER_ENV)
+SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
+
+NUM = r"(0|[1-9][0-9]*)"
+REPORT = re.compile(r"(?:(\S+) )?%s %s %s" % (NUM, NUM, NUM))
+# 20 slots of 100 ms, a report every 200 ms.
+FAST = ["-s", "100m", "-r", "200m", "-t", "2s"]
+
+
+def report_ok(line, ident=None):
+    """A report line: `[identifier ]avg stddev loss`, integers only."""
+    m = REPORT.fullmatch(line)
+    return m is not None and m.group(1) == ident
+
+
+def live(line):
+    latency, _, loss = netns.status_numbers(line)
+    return 0 < latency < 200000 and loss == 0
+
+
+# ---------------------------------------------------------------------
+# Start-up line
+# ---------------------------------------------------------------------
+
+STARTUP_CASES = {
+    # pfSense's command line (without -S, so the line reaches stderr).
+    "pfsense": (
+        ["-r", "0", "-i", "WAN_DHCP", "-B", V4_FW, "-u", "{sock}",
+         "-d", "1", "-s", "500", "-l", "2000", "-t", "60000", "-A", "1000",
+         "-D", "500", "-L", "20", V4_GW],
+        "send_interval 500ms  loss_interval 2000ms  time_period 60000ms  "
+        "report_interval 0ms  data_len 1  alert_interval 1000ms  "
+        "latency_alarm 500ms  loss_alarm 20%  alarm_hold 10000ms  "
+        "dest_addr 192.0.2.1  bind_addr 192.0.2.2  "
+        "identifier \"WAN_DHCP \""),
+    # Defaults: loss 4 x send, hold 10 x alert, no bind, no identifier.
+    "defaults": (
+        [V4_GW],
+        "send_interval 500ms  loss_interval 2000ms  time_period 60000ms  "
+        "report_interval 1000ms  data_len 0  alert_interval 1000ms  "
+        "latency_alarm 0ms  loss_alarm 0%  alarm_hold 10000ms  "
+        "dest_addr 192.0.2.1  bind_addr (none)  identifier \"\""),
+    # OPNsense's suffixed times; k lengths; % on -L; -H given.
+    "suffixes": (
+        ["-r", "0", "-i", "GW_V6", "-B", V6_FW, "-u", "{sock}", "-s", "1s",
+         "-l", "4s", "-t", "60s", "-d", "2k", "-A", "2s", "-D", "0",
+         "-L", "15%", "-H", "3s", "2001:db8::1"],
+        "send_interval 1000ms  loss_interval 4000ms  time_period 60000ms  "
+        "report_interval 0ms  data_len 2048  alert_interval 2000ms  "
+        "latency_alarm 0ms  loss_alarm 15%  alarm_hold 3000ms  "
+        "dest_addr 2001:db8::1  bind_addr 2001:db8::2  "
+        "identifier \"GW_V6 \""),
+    # Link-local with scope, printed as given; -s without -l.
+    "link-local": (
+        ["-s", "250m", "-r", "2s", "-B", "fe80::2%{fwif}",
+         "fe80::1%{fwif}"],
+        "send_interval 250ms  loss_interval 1000ms  time_period 60000ms  "
+        "report_interval 2000ms  data_len 0  alert_interval 1000ms  "
+        "latency_alarm 0ms  loss_alarm 0%  alarm_hold 10000ms  "
+        "dest_addr fe80::1%{fwif}  bind_addr fe80::2%{fwif}  "
+        "identifier \"\""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STARTUP_CASES))
+def test_startup_line(binary, topo, tmp_path, spawn, case):
+    args, expected = STARTUP_CASES[case]
+    subst = {"sock": os.path.join(str(tmp_path), "s.sock"),
+             "fwif": topo.fw_if}
+    args = [a.format(**subst) for a in args]
+    expected = expected.format(**subst)
+    dp = spawn(binary, args, ns=topo.fw, env=SAN_ENV)
+    first = dp.wait_err(".", timeout=10)
+    assert first == expected
+    assert dp.stop() == 0
+    assert dp.err()[0] == expected
+    assert dp.err()[-1] == "exiting on signal 15"
+
+
+# ---------------------------------------------------------------------
+# Report lines
+# ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("ident", ["WAN_DHCP", None])
+def test_report_lines_on_stdout(binary, topo, spawn, ident):
+    topo.wait_path("v4")
+    args = (["-i", ident] if ident else []) + FAST + ["-B", V4_FW, V4_GW]
+    dp = spawn(binary, args, ns=topo.fw, env=SAN_ENV)
+    # Past 5 reports (1 s) the loss interval (400 ms) has passed for most
+    # requests: a live gateway must then show loss 0.
+    wait_until(lambda: len(dp.out()) >= 6, 10, "six report lines")
+    lines = dp.out()
+    for line in lines:
+        assert report_ok(line, ident), line
+    assert live(lines[5]), lines
+    assert dp.stop() == 0
+    for line in dp.out():
+        assert report_ok(line, ident), line
+
+
+def test_report_interval_does_not_drift(plain_binary, topo, spawn):
+    """One line per report interval, on absolute deadlines."""
+    dp = spawn(plain_binary, FAST + ["-B", V4_FW, V4_GW], ns=topo.fw)
+    wait_until(lambda: len(dp.out()) >= 11, 10, "eleven report lines")
+    times = [t for t, _ in dp.out_timed()][:11]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.1 < g < 0.3 for g in gaps), gaps
+    # Ten intervals of 200 ms: a drifting loop would add its own time.
+    assert abs((times[10] - times[0]) - 2.0) < 0.05, times[10] - times[0]
+
+
+def test_output_file_appends(binary, topo, tmp_path, spawn):
+    topo.wait_path("v4")
+    out = os.path.join(str(tmp_path), "report.txt")
+    with open(out, "w") as f:
+        f.write("old content that -o must truncate\n")
+    dp = spawn(binary, ["-i", "GW", "-o", out] + FAST + ["-B", V4_FW, V4_GW],
+               ns=topo.fw, env=SAN_ENV)
+
+    def lines():
+        with open(out) as f:
+            text = f.read()
+        return text.endswith("\n") and text.splitlines()
+    wait_until(lambda: len(lines() or []) >= 6, 10, "six lines in the file")
+    got = lines()
+    assert all(report_ok(line, "GW") for line in got), got
+    assert live(got[5]), got
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o644 & ~umask
+    assert dp.stop() == 0
+    assert dp.out() == [], "reports went to stdout as well as -o"
+
+
+def test_output_file_rewound(binary, topo, tmp_path, spawn):
+    """-R: the file always holds exactly the last line."""
+    topo.wait_path("v4")
+    out = os.path.join(str(tmp_path), "report.txt")
+    dp = spawn(binary, ["-R", "-i", "GW", "-o", out] + FAST +
+               ["-B", V4_FW, V4_GW], ns=topo.fw, env=SAN_ENV)
+    wait_until(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 10,
+               "a first report")
+    seen = []
+
+    def sample():
+        # A rewrite is lseek + write + ftruncate: a read can fall between
+        # them once in a long while; a moment later it must be one line.
+        for _ in range(2):
+            with open(out) as f:
+                text = f.read()
+            if text.count("\n") == 1 and text.endswith("\n"):
+                return text
+        return text
+
+    def enough():
+        text = sample()
+        assert text.count("\n") == 1 and text.endswith("\n") and \
+            report_ok(text[:-1], "GW"), "-R file holds %r" % text
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        return len(seen) >= 6
+    wait_until(enough, 10, "six different single-line contents",
+               interval=0.02)
+    assert live(seen[-1][:-1]), seen
+    assert dp.stop() == 0
+    assert dp.out() == []
+
+
+def test_no_reports_with_r0(binary, topo, tmp_path, spawn):
+    """-r 0: no report thread; the status socket still answers."""
+    topo.wait_path("v4")
+    sock = os.path.join(str(tmp_path), "s.sock")
+    dp = spawn(binary, ["-r", "0", "-u", sock, "-s", "100m", "-t", "2s",
+                        "-B", V4_FW, V4_GW], ns=topo.fw, env=SAN_ENV)
+    wait_until(lambda: os.path.exists(sock), 10, "the status socket")
+    started = dp.err_timed()[0][0]
+    # More than the default report interval (1 s) must pass in silence.
+    wait_until(lambda: live(netns.query_status(sock)) and
+               time.monotonic() - started > 1.2, 10,
+               "a live status after 1.2 s")
+    assert dp.out() == []
+    assert dp.stop() == 0
+    assert dp.out() == []
+
+
+# ---------------------------------------------------------------------
+# The three address families
+# ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["v4", "v6", "ll"])
+def test_family_measures_live_gateway(binary, topo, tmp_path, spawn, family):
+    topo.wait_path(family)
+    sock = os.path.join(str(tmp_path), "s.sock")
+    dp = spawn(binary, ["-i", "GW", "-u", sock] + FAST +
+               topo.args_for(family), ns=topo.fw, env=SAN_ENV)
+    wait_until(lambda: len(dp.out()) >= 6, 10, "six report lines")
+    lines = dp.out()
+    assert all(report_ok(line, "GW") for line in lines), lines
+    assert live(lines[5]), lines
+    status = netns.query_status(sock)
+    assert report_ok(status, "GW") and live(status), status
+    assert not [l for l in dp.err()[1:] if "error" in l], dp.err()
+    assert dp.stop() == 0
+
+
+# ---------------------------------------------------------------------
+# Bad command lines: exit 1, the spec's message, nothing else
+# ---------------------------------------------------------------------
+
+LONG_SOCK = "/tmp/" + "s" * 120
+
+BAD_CASES = [
+    (["-s", "10x", V4_GW], ["invalid send interval 10x"]),
+    (["-S", "-t", "-5", V4_GW], ["invalid averaging time period -5"]),
+    (["-L", "101", V4_GW], ["invalid loss alarm threshold 101"]),
+    (["-i", "x" * 63, V4_GW],
+     ["identifier argument too large (max 63 bytes)"]),
+    (["192.0.2.300"], ["invalid destination IP address 192.0.2.300"]),
+    (["gateway.example"], ["invalid destination IP address gateway.example"]),
+    (["-B", V6_FW, V4_GW], ["invalid bind IP address 2001:db8::2"]),
+    (["-r", "0", V4_GW], ["no activity enabled"]),
+    (["-s", "1s", "-t", "2s", V4_GW],
+     ["the time period must be greater than twice the send interval plus"
+      " the loss interval"]),
+    (["-d", "65508", V4_GW],
+     ["data length too large for IPv4 - maximum is 65507 bytes"]),
+    (["-u", LONG_SOCK, V4_GW], ["socket name too large"]),
+    ([V4_GW, V4_FW], "usage+incorrect number of parameters"),
+    ([], "usage+incorrect number of parameters"),
+    (["-Z", V4_GW], "usage"),
+]
+
+
+@pytest.mark.parametrize("args,expected", BAD_CASES,
+                         ids=[" ".join(a)[:30] or "none"
+                              for a, _ in BAD_CASES])
+def test_bad_command_line(binary, args, expected):
+    env = dict(os.environ)
+    env.update(SAN_ENV)
+    proc = subprocess.run([binary] + args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=30,
+                          env=env)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    err = proc.stderr.splitlines()
+    if isinstance(expected, list):
+        assert err == expected
+    else:
+        assert err[0].startswith("usage: dpinger "), err
+        assert "dest_addr" in proc.stderr
+        if expected == "usage":
+            assert not [l for l in err if not l.startswith("usage:") and
+                        "[" not in l and l.strip()], err
+        else:
+            assert err[-1] == "incorrect number of parameters", err
+    assert not os.path.exists(LONG_SOCK)
