@@ -33,3 +33,15 @@ def test_unit_binary(name):
     assert int(match.group(1)) > 0, output
     assert "Sanitizer" not in proc.stderr, output
     assert "runtime error" not in proc.stderr, output
+
+
+def test_rtsock_fixtures_restate_the_layout():
+    """The PF_ROUTE fixtures are written at fbsd_layout.h's offsets (which
+    `make cross` checks against FreeBSD's headers), never at dpinger.c's
+    BSD_* offsets: a wrong offset in dpinger.c must not be copied into
+    its own test."""
+    with open(os.path.join(ROOT, "tests", "unit", "rtsock.c")) as f:
+        code = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+    assert re.findall(r"\bBSD_\w+", code) == []
+    assert "#include \"fbsd_layout.h\"" in code
+    assert len(re.findall(r"\bFX_\w+", code)) > 100
