@@ -38,7 +38,7 @@ def parse_synopsis_words(text):
 
 
 def usage_words():
-    text = usage_text()[len("usage: "):]
+    text = usage_text()[len("usage: dpinger "):]
     return parse_synopsis_words(text)
 
 
