@@ -907,6 +907,18 @@ get_u32(const uint8_t *p)
 	return v;
 }
 
+/* KAME (the BSDs) embeds the scope of a link-local address in its second
+ * 16-bit word, in routing messages and, when net.route.deembed_scopeid is
+ * 0, in getifaddrs().  The address we compare has none: clear it. */
+static void
+kame_clear_scope(struct in6_addr *a)
+{
+	if (a->s6_addr[0] == 0xfe && (a->s6_addr[1] & 0xc0) == 0x80) {
+		a->s6_addr[2] = 0;
+		a->s6_addr[3] = 0;
+	}
+}
+
 /* A name from a fixed-size field that may lack its NUL. */
 static void
 copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
@@ -1047,14 +1059,8 @@ bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
 		    sa_len >= BSD_SIN6_ADDR_OFF + 16) {
 			ev->family = AF_INET6;
 			memcpy(&ev->addr.v6, sa + BSD_SIN6_ADDR_OFF, 16);
-			/* KAME embeds the scope in the second 16-bit word of
-			 * link-local addresses: the address we compare has
-			 * none, the index is in the message header. */
-			if (ev->addr.v6.s6_addr[0] == 0xfe &&
-			    (ev->addr.v6.s6_addr[1] & 0xc0) == 0x80) {
-				ev->addr.v6.s6_addr[2] = 0;
-				ev->addr.v6.s6_addr[3] = 0;
-			}
+			/* The index is in the message header. */
+			kame_clear_scope(&ev->addr.v6);
 		} else if ((1U << i) == BSD_RTA_IFP && sa[1] == BSD_AF_LINK &&
 		    sa_len > BSD_SDL_DATA_OFF) {
 			size_t nlen = sa[BSD_SDL_NLEN_OFF];
@@ -1442,6 +1448,23 @@ fresh_echo_id(uint16_t current)
 	return candidate;
 }
 
+/* Whether a getifaddrs() entry holds the bind address. */
+static bool
+ifaddr_is_bind(const struct sockaddr *sa)
+{
+	struct in6_addr a6;
+
+	if (sa == NULL || !cfg.bind_given || sa->sa_family != cfg.bind.family)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)(const void *)sa)
+		    ->sin_addr, &cfg.bind.addr.v4, 4) == 0;
+	memcpy(&a6, &((const struct sockaddr_in6 *)(const void *)sa)
+	    ->sin6_addr, sizeof(a6));
+	kame_clear_scope(&a6);
+	return memcmp(&a6, &cfg.bind.addr.v6, sizeof(a6)) == 0;
+}
+
 /* The interface carrying the bind address, for log lines. */
 static void
 bind_ifname(char name[IF_NAMESIZE])
@@ -1462,21 +1485,11 @@ bind_ifname(char name[IF_NAMESIZE])
 	}
 	if (getifaddrs(&list) != 0)
 		return;
-	for (ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
-		const struct sockaddr *sa = ifa->ifa_addr;
-
-		if (sa == NULL || sa->sa_family != cfg.bind.family)
-			continue;
-		if ((sa->sa_family == AF_INET &&
-		    memcmp(&((const struct sockaddr_in *)(const void *)sa)
-		    ->sin_addr, &cfg.bind.addr.v4, 4) == 0) ||
-		    (sa->sa_family == AF_INET6 &&
-		    memcmp(&((const struct sockaddr_in6 *)(const void *)sa)
-		    ->sin6_addr, &cfg.bind.addr.v6, 16) == 0)) {
+	for (ifa = list; ifa != NULL; ifa = ifa->ifa_next)
+		if (ifaddr_is_bind(ifa->ifa_addr)) {
 			snprintf(name, IF_NAMESIZE, "%s", ifa->ifa_name);
 			break;
 		}
-	}
 	freeifaddrs(list);
 }
 
@@ -2140,6 +2153,20 @@ usock_open(const char *path)
 	return fd;
 }
 
+/* Client sockets are close-on-exec from birth: one accepted while the
+ * alert command is being spawned must not live on in it, or the reader
+ * waits for EOF as long as the command runs. */
+static int
+accept_cloexec(int fd)
+{
+#if defined(SOCK_CLOEXEC)
+	return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+#else
+#warning "no accept4: a status client may leak into an alert command"
+	return accept(fd, NULL, NULL);
+#endif
+}
+
 /* Someone removed our file: put it back, or no one can read us again.
  * A file that is there but not ours (a newer instance's) is left alone. */
 static void
@@ -2189,7 +2216,7 @@ usock_thread(void *arg)
 		int client;
 
 		if (poll(&pfd, 1, 1000) > 0)
-			while ((client = accept(usock.fd, NULL, NULL)) >= 0)
+			while ((client = accept_cloexec(usock.fd)) >= 0)
 				usock_answer(client);
 		if (now_usec() >= next_check) {
 			usock_check_path();
@@ -2295,10 +2322,13 @@ watch_apply(struct watch_state *ws, const struct ifev *ev)
 		ws->ifindex = ev->ifindex;
 		return watch_ready(ws, TRIG_ADDR_RETURNED);
 	case IFEV_ADDR_DEL:
+		/* Once we know where the address lives, only its removal
+		 * there counts (the same IPv4 address may sit on another
+		 * interface too, e.g. a CARP alias). */
 		if (cfg.bind_given && ev->family == cfg.bind.family &&
 		    memcmp(&ev->addr, &cfg.bind.addr,
 		    ev->family == AF_INET ? 4 : 16) == 0 &&
-		    (ev->ifindex == ws->ifindex ||
+		    (ws->ifindex != 0 ? ev->ifindex == ws->ifindex :
 		    addr_is_ours(ev->family, &ev->addr, ev->ifindex)))
 			ws->addr_present = false;
 		return TRIG_NONE;
@@ -2354,22 +2384,13 @@ watch_resync(struct watch_state *ws)
 		ws->link_up = false;
 	}
 	for (ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
-		const struct sockaddr *sa = ifa->ifa_addr;
 		unsigned int index = if_nametoindex(ifa->ifa_name);
-		const void *addr;
 
 		if (index == ws->ifindex && index != 0)
 			ws->link_up = (ifa->ifa_flags & IFF_UP) &&
 			    (ifa->ifa_flags & IFF_RUNNING);
-		if (sa == NULL || !cfg.bind_given ||
-		    sa->sa_family != cfg.bind.family)
-			continue;
-		addr = sa->sa_family == AF_INET ?
-		    (const void *)&((const struct sockaddr_in *)
-		    (const void *)sa)->sin_addr :
-		    (const void *)&((const struct sockaddr_in6 *)
-		    (const void *)sa)->sin6_addr;
-		if (addr_is_ours(sa->sa_family, addr, index)) {
+		if (ifaddr_is_bind(ifa->ifa_addr) &&
+		    addr_is_ours(cfg.bind.family, &cfg.bind.addr, index)) {
 			ws->addr_present = true;
 			ws->ifindex = index;
 			ws->link_up = (ifa->ifa_flags & IFF_UP) &&
@@ -2564,7 +2585,9 @@ absolute_path(const char *path, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", path);
 }
 
+#if !defined(DPINGER_TEST)
 static char pidfile_abs[PATH_MAX];
+#endif
 
 static void
 daemonise(void)
