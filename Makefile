@@ -60,7 +60,8 @@ build/unit: dpinger.c tests/unit/unit.c tests/unit/unit.h
 	mkdir -p build
 	$(CC) $(TESTFLAGS) -o build/unit tests/unit/unit.c -pthread
 
-build/unit-rtsock: dpinger.c tests/unit/rtsock.c tests/unit/unit.h
+build/unit-rtsock: dpinger.c tests/unit/rtsock.c tests/unit/unit.h \
+		tests/unit/fbsd_layout.h
 	mkdir -p build
 	$(CC) $(TESTFLAGS) -o build/unit-rtsock tests/unit/rtsock.c -pthread
 

@@ -33,7 +33,8 @@ VARIANT_PATHS = {
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1:abort_on_error=0",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-    "TSAN_OPTIONS": "halt_on_error=1:second_deadlock_stack=1",
+    "TSAN_OPTIONS": "halt_on_error=1:second_deadlock_stack=1:"
+                    "atexit_sleep_ms=0",
 }
 SANITIZER_MARKS = ("Sanitizer", "runtime error:", "ThreadSanitizer",
                    "LeakSanitizer")
