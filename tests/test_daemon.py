@@ -38,6 +38,8 @@ if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1,
 stdin, out, err = sys.argv[1:4]
 pid = os.fork()
 if pid == 0:
+    if os.environ.get("REAPER_CWD"):
+        os.chdir(os.environ.pop("REAPER_CWD"))
     os.dup2(os.open(stdin, os.O_RDONLY), 0)
     os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 1)
     os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
@@ -115,6 +117,13 @@ def sanitizer_lines(text):
             if any(mark in line for mark in netns.SANITIZER_MARKS)]
 
 
+def log_lines(text):
+    """Lines of a stderr file that are not a sanitizer's (those are
+    checked, and fail the test, in the fixture)."""
+    return [line for line in text.splitlines()
+            if not any(mark in line for mark in netns.SANITIZER_MARKS)]
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -127,7 +136,7 @@ class Reaped:
     """One run of a command under the reaper, with its stdout and stderr
     in files (a daemon inherits them)."""
 
-    def __init__(self, binary, args, ns, workdir, name):
+    def __init__(self, binary, args, ns, workdir, name, wrap=(), cwd=None):
         self.out_path = os.path.join(str(workdir), name + ".out")
         self.err_path = os.path.join(str(workdir), name + ".err")
         # A regular file as stdin: the daemon must swap it for /dev/null.
@@ -136,8 +145,11 @@ class Reaped:
         cmd = [binary] + list(args)
         if ns is not None:
             cmd = ["ip", "netns", "exec", ns] + cmd
+        cmd = list(wrap) + cmd
         env = dict(os.environ)
         env.update(SAN_ENV)
+        if cwd is not None:
+            env["REAPER_CWD"] = str(cwd)
         self.lock = threading.Lock()
         self.exits = {}
         self.launcher = None
@@ -204,8 +216,9 @@ def reaped(tmp_path):
     sanitizer output in any run's stderr fails the test."""
     runs = []
 
-    def start(binary, args, ns=None, name="dpinger"):
-        run = Reaped(binary, args, ns, tmp_path, "%s%d" % (name, len(runs)))
+    def start(binary, args, ns=None, name="dpinger", **kwargs):
+        run = Reaped(binary, args, ns, tmp_path, "%s%d" % (name, len(runs)),
+                     **kwargs)
         runs.append(run)
         return run
 
@@ -316,8 +329,7 @@ def test_pfsense_command_line_daemonises(binary, topo, tmp_path, reaped):
     # -S: every message went to syslog, nothing to stdout or stderr.
     assert run.out() == ""
     assert sanitizer_lines(run.err()) == []
-    assert [l for l in run.err().splitlines()
-            if not any(m in l for m in netns.SANITIZER_MARKS)] == []
+    assert log_lines(run.err()) == []
 
 
 def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
@@ -340,17 +352,16 @@ def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
     for line in lines:
         assert re.fullmatch(r"GW (0|[1-9][0-9]*) (0|[1-9][0-9]*)"
                             r" (0|[1-9][0-9]*)", line), line
-    wait_until(lambda: any(netns.status_numbers(l)[0] > 0 and
-                           netns.status_numbers(l)[2] == 0
-                           for l in run.out().splitlines()),
+    wait_until(lambda: any(netns.status_numbers(line)[0] > 0 and
+                           netns.status_numbers(line)[2] == 0
+                           for line in run.out().splitlines()),
                10, "a report with latency > 0 and loss 0")
 
     os.kill(pid, signal.SIGTERM)
     status, _ = run.wait_exit(pid, 5)
     assert status == 0
     assert not os.path.exists(pidpath)
-    err = [l for l in run.err().splitlines()
-           if not any(m in l for m in netns.SANITIZER_MARKS)]
+    err = log_lines(run.err())
     assert err[0].startswith("send_interval 100ms  loss_interval 400ms  "), err
     assert err[-1] == "exiting on signal 15", err
 
@@ -516,12 +527,12 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
     assert int(call[-1]) <= 20, call
     line = alarm_line(ident, "Clear", call)
     dp.wait_err("^" + re.escape(line) + "$", timeout=2)
-    clear_at = [t for t, l in dp.err_timed() if l == line][0]
+    clear_at = [t for t, text in dp.err_timed() if text == line][0]
     assert clear_at - below >= 0.85, \
         "cleared %.3fs after the loss went under the threshold; hold 1 s" \
         % (clear_at - below)
     assert cleared - below < 5
-    assert [l for l in dp.err() if ": Alarm " in l or ": Clear " in l] == [
+    assert [x for x in dp.err() if ": Alarm " in x or ": Clear " in x] == [
         alarm_line(ident, "Alarm", calls[0]), line]
 
 
@@ -644,3 +655,183 @@ def test_signal_exit_foreground(binary, topo, tmp_path, spawn, signame):
     # The alert command's `sh -c` reports its SIGKILLed child: "Killed".
     err = [line for line in dp.err() if line != "Killed"]
     assert err[-1] == "exiting on signal %d" % signum, err[-3:]
+
+
+# ---------------------------------------------------------------------
+# Relative paths, a crashed instance
+# ---------------------------------------------------------------------
+
+def test_relative_paths_after_chdir(binary, topo, tmp_path, reaped):
+    """The daemon chdir()s to /: a relative -p and -u must still be
+    re-created and removed where they were given, not under /."""
+    run = reaped(binary, ["-i", "GW", "-r", "0", "-p", "rel.pid", "-u",
+                          "rel.sock", "-s", "100m", "-t", "2s", V4_GW],
+                 ns=topo.fw, cwd=tmp_path)
+    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    pidpath = os.path.join(str(tmp_path), "rel.pid")
+    sock = os.path.join(str(tmp_path), "rel.sock")
+    pid = pidfile_pid(pidpath)
+    run.killed.append(pid)
+    assert os.readlink("/proc/%d/cwd" % pid) == "/"
+    assert netns.query_status(sock).startswith("GW ")
+    os.unlink(sock)
+    wait_until(lambda: os.path.exists(sock), 3, "the socket to come back")
+    assert not os.path.exists("/rel.sock")
+    assert netns.query_status(sock).startswith("GW ")
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait_exit(pid, 5)[0] == 0
+    assert not os.path.exists(pidpath) and not os.path.exists(sock)
+    err = run.err().splitlines()
+    assert "GW %s: status socket %s re-created" % (V4_GW, sock) in err, err
+    assert err[-1] == "exiting on signal 15", err
+
+
+def test_restart_after_sigkill(binary, topo, tmp_path, reaped):
+    """A killed instance leaves its pid file and socket behind; the same
+    command starts again over both."""
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    first = reaped(binary, args, ns=topo.fw, name="first")
+    assert first.wait_launcher(launch_timeout(binary))[0] == 0
+    pid = pidfile_pid(pidpath)
+    first.killed.append(pid)
+    os.kill(pid, signal.SIGKILL)
+    assert first.wait_exit(pid, 5)[0] == -signal.SIGKILL
+    assert os.path.exists(pidpath) and os.path.exists(sock)
+    with pytest.raises(ConnectionRefusedError):
+        netns.query_status(sock)
+
+    second = reaped(binary, args, ns=topo.fw, name="second")
+    assert second.wait_launcher(launch_timeout(binary))[0] == 0, \
+        second.err()
+
+    def rewritten():
+        text = read_file(pidpath)
+        return text and text != "%d\n" % pid and text.endswith("\n") and text
+    pid2 = int(wait_until(rewritten, 10, "the new pid"))
+    second.killed.append(pid2)
+    assert netns.query_status(sock).startswith("WAN_DHCP ")
+    os.kill(pid2, signal.SIGTERM)
+    assert second.wait_exit(pid2, 5)[0] == 0
+    assert not os.path.exists(pidpath) and not os.path.exists(sock)
+
+
+# ---------------------------------------------------------------------
+# -S: syslog, caught on a private /dev/log
+# ---------------------------------------------------------------------
+
+# Runs the rest of the command line in a private mount namespace whose
+# /dev is a copy of the few device nodes a daemon needs plus a /dev/log
+# that points at the test's datagram socket.  The host's /dev is untouched.
+PRIVATE_DEV = r"""
+set -e
+T=$1; shift
+mount --make-rprivate /
+mount -t tmpfs -o mode=755 dpbdev "$T/dev"
+for d in null zero full random urandom tty; do
+	touch "$T/dev/$d"
+	mount --bind "/dev/$d" "$T/dev/$d"
+done
+mkdir "$T/dev/shm" "$T/dev/pts"
+ln -s /proc/self/fd "$T/dev/fd"
+ln -s "$T/log.sock" "$T/dev/log"
+mount --rbind "$T/dev" /dev
+exec "$@"
+"""
+
+SYSLOG_LINE = re.compile(r"<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d "
+                         r"dpinger\[(\d+)\]: (.*)")
+LOG_DAEMON, LOG_ERR, LOG_WARNING = 3 << 3, 3, 4
+
+
+class SyslogCatcher:
+    def __init__(self, directory):
+        self.dir = str(directory)
+        os.mkdir(os.path.join(self.dir, "dev"))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(os.path.join(self.dir, "log.sock"))
+        os.chmod(os.path.join(self.dir, "log.sock"), 0o666)
+        self.sock.settimeout(0.1)
+        self.lock = threading.Lock()
+        self.messages = []
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        self.wrap = ["unshare", "--mount", "sh", "-c", PRIVATE_DEV, "sh",
+                     self.dir]
+
+    def _read(self):
+        while self.running:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            m = SYSLOG_LINE.fullmatch(data.decode(errors="replace")
+                                      .rstrip("\n"))
+            assert m, "not a syslog line: %r" % data
+            with self.lock:
+                self.messages.append((int(m.group(1)), int(m.group(2)),
+                                      m.group(3)))
+
+    def got(self):
+        with self.lock:
+            return list(self.messages)
+
+    def wait(self, text, timeout=10):
+        def found():
+            return [m for m in self.got() if m[2] == text]
+        return wait_until(found, timeout, "syslog message %r (so far: %r)"
+                          % (text, self.got()[-5:]))[0]
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def syslog(tmp_path):
+    if os.path.exists("/dev/log"):
+        pytest.skip("SKIPPED: /dev/log exists; not hiding a real syslog")
+    catcher = SyslogCatcher(tmp_path)
+    try:
+        yield catcher
+    finally:
+        catcher.close()
+
+
+def test_syslog_with_S(binary, topo, tmp_path, reaped, syslog):
+    """pfSense's -S: the start-up line and `exiting on signal 15` go to
+    syslog as daemon.warning from dpinger[daemon pid]; a fatal error as
+    daemon.err (and, before the fork, to stderr as well)."""
+    topo.wait_path("v4")
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    run = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap)
+    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    pid = pidfile_pid(pidpath)
+    run.killed.append(pid)
+    startup = ("send_interval 500ms  loss_interval 2000ms  time_period "
+               "60000ms  report_interval 0ms  data_len 1  alert_interval "
+               "1000ms  latency_alarm 500ms  loss_alarm 20%  alarm_hold "
+               "10000ms  dest_addr 192.0.2.1  bind_addr 192.0.2.2  "
+               "identifier \"WAN_DHCP \"")
+    assert syslog.wait(startup) == (LOG_DAEMON | LOG_WARNING, pid, startup)
+    wait_ready_status(sock, "WAN_DHCP")
+
+    second = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap,
+                    name="second")
+    assert second.wait_launcher(launch_timeout(binary))[0] == 1
+    refusal = "pid file %s is in use by process %d" % (pidpath, pid)
+    prio, pid2, _ = syslog.wait(refusal)
+    assert prio == LOG_DAEMON | LOG_ERR and pid2 == second.launcher
+    assert second.err().splitlines() == [refusal]
+
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait_exit(pid, 5)[0] == 0
+    bye = "exiting on signal 15"
+    assert syslog.wait(bye, timeout=2) == (LOG_DAEMON | LOG_WARNING, pid, bye)
+    # Nothing else: no error lines from a healthy run.
+    assert [m[2] for m in syslog.got() if m[1] == pid] == [startup, bye]
+    assert log_lines(run.err()) == []
+    assert run.out() == ""

@@ -155,5 +155,5 @@ def test_replaced_socket_left_alone(binary, topo, tmp_path, spawn):
         time.sleep(0.05)
     with open(sock) as f:
         assert f.read() == "someone else's\n"
-    assert not [l for l in dp.err() if "re-created" in l], dp.err()
+    assert not [x for x in dp.err() if "re-created" in x], dp.err()
     assert dp.stop() == 0
