@@ -359,8 +359,4 @@ def test_unit_sources_warning_free(tmp_path, compiler, source):
                            "-c", "-o", str(tmp_path / "unit.o"),
                            os.path.join(ROOT, "tests", "unit", source)],
                           capture_output=True, text=True, timeout=300)
-    if (proc.returncode != 0 and compiler == "gcc" and
-            "pidfile_abs" in proc.stderr):
-        pytest.xfail("dpinger.c: pidfile_abs unused without main() "
-                     "(brief/findings-A.md #1)")
     assert proc.returncode == 0, proc.stderr

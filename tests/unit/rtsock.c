@@ -724,9 +724,15 @@ test_bsd_watch(void)
 	addr4_msg(&f, FX_RTM_DELADDR, 40002, "ipsec1", "192.0.2.2");
 	addr4_msg(&f, FX_RTM_NEWADDR, 40002, "ipsec1", "192.0.2.2");
 	CHECK_EQ_INT(feed(&ws, &f), TRIG_ADDR_RETURNED);
-	/* another interface losing the same address: no trigger */
+	/* another interface losing the same address leaves ours alone: no
+	 * trigger, and the next refresh on ours is still just a refresh */
 	f.len = 0;
 	addr4_msg(&f, FX_RTM_DELADDR, 40001, "ipsec2", "192.0.2.2");
+	CHECK_EQ_INT(feed(&ws, &f), TRIG_NONE);
+	CHECK(ws.addr_present);
+	CHECK_EQ_INT(ws.ifindex, 40002);
+	f.len = 0;
+	addr4_msg(&f, FX_RTM_NEWADDR, 40002, "ipsec1", "192.0.2.2");
 	CHECK_EQ_INT(feed(&ws, &f), TRIG_NONE);
 
 	/* IPv6 link-local with a scope: only the KAME-cleared address
