@@ -249,12 +249,13 @@ def test_port_files_present():
 
 
 def pkg_version_cmp(a, b):
-    """-1, 0, 1 like pkg version -t.  A reimplementation of the documented
-    rules (pkg-version(8), the Porter's Handbook on PORTVERSION,
-    PORTREVISION and PORTEPOCH), for the numeric versions this port uses:
-    the epoch (after ',') decides first, then the version compared
-    component by component as integers (a missing component counts as
-    0), then the port revision (after '_')."""
+    """-1, 0, 1 like `pkg version -t`.  A reimplementation of the rules
+    pkg documents (the comments of libpkg's version comparison, the
+    Porter's Handbook on PORTVERSION, PORTREVISION and PORTEPOCH), for
+    the numeric versions this port uses: VERSION[_REVISION][,EPOCH]; the
+    epoch decides first, then the version compared component by component
+    as integers (a missing component counts as 0: 10 = 10.0 = 10.0.0),
+    then the port revision.  Letters and '+' are out of its scope."""
     def split(v):
         epoch = 0
         if "," in v:
@@ -284,6 +285,9 @@ def pkg_version_cmp(a, b):
 def test_pkg_version_cmp_itself():
     """The reimplementation agrees with examples pkg documents."""
     assert pkg_version_cmp("1.0", "1.0") == 0
+    assert pkg_version_cmp("10", "10.0.0") == 0
+    assert pkg_version_cmp("3.5.1", "3.5_9") == 1
+    assert pkg_version_cmp("3.5.1_1,1", "4.0") == 1
     assert pkg_version_cmp("1.0_1", "1.0") == 1
     assert pkg_version_cmp("1.0,1", "2.0") == 1
     assert pkg_version_cmp("1.10", "1.9") == 1
