@@ -6,6 +6,7 @@ link-local all measure a live gateway (loss 0, a sane latency)."""
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -269,3 +270,126 @@ def test_bad_command_line(binary, args, expected):
         else:
             assert err[-1] == "incorrect number of parameters", err
     assert not os.path.exists(LONG_SOCK)
+
+
+# ---------------------------------------------------------------------
+# Which replies count
+# ---------------------------------------------------------------------
+
+V4_OTHER = "192.0.2.3"
+
+# Runs in the gateway's namespace: sees every echo request from fw on a
+# raw socket and answers it as the mode file says:
+#   dup    one more, correct reply from the gateway (the kernel answers too)
+#   wrong  a reply from another host (192.0.2.3), one with another echo
+#          identifier, and one for the same slot a lap of the ring earlier
+SPOOFER = r"""
+import socket, struct, sys
+mode_path, gw, other, fw, slots = sys.argv[1:6]
+slots = int(slots)
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+def raw(bind=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    if bind:
+        s.bind((bind, 0))
+    return s
+
+listen, from_gw, from_other = raw(), raw(gw), raw(other)
+sent = {}
+
+def reply(sock, ident, seq, payload, kind):
+    head = struct.pack("!BBHHH", 0, 0, 0, ident, seq)
+    csum = checksum(head + payload)
+    sock.sendto(struct.pack("!BBHHH", 0, 0, csum, ident, seq) + payload,
+                (fw, 0))
+    sent[kind] = sent.get(kind, 0) + 1
+    print(" ".join("%s=%d" % kv for kv in sorted(sent.items())), flush=True)
+
+print("ready", flush=True)
+while True:
+    pkt, addr = listen.recvfrom(65535)
+    icmp = pkt[(pkt[0] & 15) * 4:]
+    if addr[0] != fw or len(icmp) < 8 or icmp[0] != 8:
+        continue
+    ident, seq = struct.unpack("!HH", icmp[4:8])
+    with open(mode_path) as f:
+        mode = f.read().strip()
+    if mode == "dup":
+        reply(from_gw, ident, seq, icmp[8:], "dup")
+    elif mode == "wrong":
+        reply(from_other, ident, seq, icmp[8:], "other_host")
+        reply(from_gw, ident ^ 0x5a5a, seq, icmp[8:], "other_id")
+        if seq >= slots:
+            reply(from_gw, ident, seq - slots, icmp[8:], "earlier_lap")
+"""
+
+
+def spoofed(spoofer):
+    """The spoofer's counts of replies sent, by kind."""
+    out = spoofer.out()
+    if not out or out[-1] == "ready":
+        return {}
+    return {k: int(v) for k, v in (kv.split("=") for kv in out[-1].split())}
+
+
+def test_only_the_gateways_replies_count(binary, topo, tmp_path, spawn):
+    topo.wait_path("v4")
+    netns.sh("ip", "addr", "add", V4_OTHER + "/24", "dev", topo.gw_if,
+             ns=topo.gw)
+    mode = os.path.join(str(tmp_path), "mode")
+    with open(mode, "w") as f:
+        f.write("dup\n")
+    spoofer = netns.Dpinger(sys.executable,
+                            ["-c", SPOOFER, mode, V4_GW, V4_OTHER, V4_FW,
+                             "20"], ns=topo.gw, foreground=False)
+    try:
+        spoofer.wait_out("^ready$")
+        sock = os.path.join(str(tmp_path), "s.sock")
+        dp = spawn(binary, ["-i", "GW", "-r", "0", "-u", sock, "-s", "100m",
+                            "-t", "2s", "-B", V4_FW, V4_GW],
+                   ns=topo.fw, env=SAN_ENV)
+        # Two answers to every request: the second is a duplicate.
+        dp.wait_err("^GW %s: duplicate echo reply received$" % V4_GW)
+        wait_until(lambda: os.path.exists(sock), 10, "the status socket")
+        wait_until(lambda: spoofed(spoofer).get("dup", 0) >= 10, 10,
+                   "ten duplicates")
+        assert live(netns.query_status(sock)), "duplicates were lost?"
+
+        # The gateway falls silent; only wrong replies arrive now.
+        netns.sh("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1",
+                 ns=topo.gw)
+        with open(mode, "w") as f:
+            f.write("wrong\n")
+        start = time.monotonic()
+
+        def all_lost():
+            line = netns.query_status(sock)
+            return netns.status_numbers(line)[2] == 100 and line
+        try:
+            wait_until(all_lost, 8, "loss 100 %")
+        except AssertionError:
+            raise AssertionError(
+                "wrong replies were counted: status %r after %.1fs; "
+                "spoofer sent %s" % (netns.query_status(sock),
+                                     time.monotonic() - start,
+                                     spoofer.out()[-1]))
+        wait_until(lambda: all(spoofed(spoofer).get(kind, 0) >= 10
+                               for kind in ("other_host", "other_id",
+                                            "earlier_lap")),
+                   5, "ten wrong replies of each kind")
+        line = netns.query_status(sock)
+        assert netns.status_numbers(line)[2] == 100, \
+            "wrong replies were counted: %r, spoofed %s" % (
+                line, spoofed(spoofer))
+        assert dp.stop() == 0
+    finally:
+        spoofer.proc.kill()
+        spoofer.proc.wait()
