@@ -81,6 +81,8 @@ sha256_of() {
 # The usage line of a dpinger binary (it prints usage and exits 1 on -h;
 # 3.3 has no -h but prints usage for an unknown flag all the same).
 usage_of() {
+	# stderr into the pipe, stdout away: on purpose, in this order.
+	# shellcheck disable=SC2069
 	"$1" -h 2>&1 >/dev/null
 	return 0
 }
@@ -126,10 +128,12 @@ atomic_copy() {
 	rm -f "$_tmp"
 	if [ "$_mode" = keep ]; then
 		cp -p "$_src" "$_tmp"
+		_rc=$?
 	else
 		cp "$_src" "$_tmp" && chmod "$_mode" "$_tmp"
+		_rc=$?
 	fi
-	if [ $? -ne 0 ] || ! mv -f "$_tmp" "$_dst"; then
+	if [ "$_rc" -ne 0 ] || ! mv -f "$_tmp" "$_dst"; then
 		rm -f "$_tmp"
 		return 1
 	fi
@@ -342,8 +346,9 @@ do_install() {
 		say "package $PKG_NAME already locked"
 	else
 		locked_pkg=yes
-		pkg lock -y "$PKG_NAME" >/dev/null && pkg_locked ||
-		    fail_install "pkg lock -y $PKG_NAME failed"
+		if ! pkg lock -y "$PKG_NAME" >/dev/null || ! pkg_locked; then
+			fail_install "pkg lock -y $PKG_NAME failed"
+		fi
 		say "locked package $PKG_NAME against upgrades"
 	fi
 
