@@ -508,6 +508,10 @@ def test_script_is_posix_sh():
         r = subprocess.run([path, "-n", SCRIPT], capture_output=True,
                            text=True, timeout=10)
         assert r.returncode == 0, (sh, r.stderr)
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", "-s", "sh", SCRIPT],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
     if shutil.which("checkbashisms"):
         r = subprocess.run(["checkbashisms", SCRIPT], capture_output=True,
                            text=True, timeout=30)
