@@ -393,3 +393,99 @@ def test_only_the_gateways_replies_count(binary, topo, tmp_path, spawn):
     finally:
         spoofer.proc.kill()
         spoofer.proc.wait()
+
+
+# ---------------------------------------------------------------------
+# The echo requests on the wire
+# ---------------------------------------------------------------------
+
+# Runs in the gateway's namespace: one line per echo request from fw:
+# monotonic time, source, ICMP type, code, id, seq, ICMP length, and
+# whether an IPv4 checksum is right.
+SNIFFER = r"""
+import socket, struct, sys, time
+family, src = sys.argv[1:3]
+if family == "4":
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+else:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+                      socket.IPPROTO_ICMPV6)
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+print("ready", flush=True)
+while True:
+    pkt, addr = s.recvfrom(65535)
+    now = time.monotonic()
+    icmp = pkt[(pkt[0] & 15) * 4:] if family == "4" else pkt
+    if addr[0].split("%")[0] != src or len(icmp) < 8 or \
+            icmp[0] not in (8, 128):
+        continue
+    ident, seq = struct.unpack("!HH", icmp[4:8])
+    ok = checksum(icmp) == 0 if family == "4" else True
+    print("%.6f %s %d %d %d %d %d %d" % (now, addr[0].split("%")[0],
+          icmp[0], icmp[1], ident, seq, len(icmp), ok), flush=True)
+"""
+
+
+@pytest.mark.parametrize("family,data_len", [("v4", 1), ("v6", 100),
+                                             ("ll", 0)])
+def test_echo_requests(binary, topo, spawn, family, data_len):
+    """Type, code, identifier (the low 16 bits of the pid), sequence
+    numbers counting up, payload length (-d), source (-B), checksum."""
+    topo.wait_path(family)
+    src = {"v4": V4_FW, "v6": V6_FW, "ll": netns.LL_FW}[family]
+    sniffer = netns.Dpinger(sys.executable,
+                            ["-c", SNIFFER, "4" if family == "v4" else "6",
+                             src], ns=topo.gw, foreground=False)
+    try:
+        sniffer.wait_out("^ready$")
+        dp = spawn(binary, ["-d", str(data_len), "-s", "100m", "-r", "0",
+                            "-L", "50", "-t", "2s"] + topo.args_for(family),
+                   ns=topo.fw, env=SAN_ENV)
+        wait_until(lambda: len(sniffer.out()) >= 13, 10,
+                   "twelve echo requests")
+        assert dp.stop() == 0
+    finally:
+        sniffer.proc.kill()
+        sniffer.proc.wait()
+    requests = [line.split() for line in sniffer.out()[1:]]
+    echo_type = 8 if family == "v4" else 128
+    seqs = []
+    for when, source, typ, code, ident, seq, length, ok in requests:
+        assert source == src
+        assert (int(typ), int(code)) == (echo_type, 0)
+        assert int(ident) == dp.pid & 0xffff
+        assert int(length) == 8 + data_len
+        assert ok == "1", "bad ICMP checksum"
+        seqs.append(int(seq))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+
+def test_send_interval_does_not_drift(plain_binary, topo, spawn):
+    topo.wait_path("v4")
+    sniffer = netns.Dpinger(sys.executable, ["-c", SNIFFER, "4", V4_FW],
+                            ns=topo.gw, foreground=False)
+    try:
+        sniffer.wait_out("^ready$")
+        dp = spawn(plain_binary, ["-s", "50m", "-r", "0", "-L", "50",
+                                  "-t", "2s", "-B", V4_FW, V4_GW],
+                   ns=topo.fw)
+        wait_until(lambda: len(sniffer.out()) >= 42, 10,
+                   "forty-one echo requests")
+        dp.stop()
+    finally:
+        sniffer.proc.kill()
+        sniffer.proc.wait()
+    times = [float(line.split()[0]) for line in sniffer.out()[1:42]]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.02 < g < 0.08 for g in gaps), gaps
+    # 40 intervals of 50 ms: any per-send overhead would add up.
+    assert abs((times[40] - times[0]) - 2.0) < 0.02, times[40] - times[0]
+    print("40 sends at -s 50m took %.4f s" % (times[40] - times[0]))
