@@ -16,11 +16,13 @@ pytest process itself a subreaper.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -248,17 +250,24 @@ def launch_timeout(binary):
     return 1.0 if binary.endswith("/dpinger") else 5.0
 
 
-def pfsense_args(tmp_path, topo, gw="WAN_DHCP", alert=None, extra=()):
+def pfsense_args(tmp_path, topo, gw="WAN_DHCP", alert=None, extra=(),
+                 family="v4"):
     """gwlb.inc's start_dpinger() command line, with the paths in
     tmp_path; -C only when the gateway action is on."""
-    base = "dpinger_%s~%s~%s" % (gw, V4_FW, V4_GW)
+    src, dest = {
+        "v4": (V4_FW, V4_GW),
+        "ll": ("%s%%%s" % (netns.LL_FW, topo.fw_if),
+               "%s%%%s" % (netns.LL_GW, topo.fw_if)),
+    }[family]
+    base = "dpinger_%s~%s~%s" % (gw, src, dest)
     pid = os.path.join(str(tmp_path), base + ".pid")
     sock = os.path.join(str(tmp_path), base + ".sock")
-    args = ["-S", "-r", "0", "-i", gw, "-B", V4_FW, "-p", pid, "-u", sock]
+    assert len(sock) < 104, "socket path too long for sun_path: " + sock
+    args = ["-S", "-r", "0", "-i", gw, "-B", src, "-p", pid, "-u", sock]
     if alert is not None:
         args += ["-C", alert]
     args += ["-d", "1", "-s", "500", "-l", "2000", "-t", "60000",
-             "-A", "1000", "-D", "500", "-L", "20"] + list(extra) + [V4_GW]
+             "-A", "1000", "-D", "500", "-L", "20"] + list(extra) + [dest]
     return args, pid, sock
 
 
@@ -285,10 +294,24 @@ def wait_ready_status(sock, gw, timeout=10):
 # pfSense's command line, daemonised
 # ---------------------------------------------------------------------
 
-def test_pfsense_command_line_daemonises(binary, topo, tmp_path, reaped):
-    topo.wait_path("v4")
+@pytest.fixture
+def short_dir():
+    """A directory with a short path: pfSense's socket names for
+    link-local gateways are long, and sun_path holds 104-108 bytes."""
+    path = tempfile.mkdtemp(prefix="dpb")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("family", ["v4", "ll"])
+def test_pfsense_command_line_daemonises(binary, topo, tmp_path, short_dir,
+                                         reaped, family):
+    topo.wait_path(family)
     alert = make_alert_script(tmp_path)
-    args, pidpath, sock = pfsense_args(tmp_path, topo, alert=alert)
+    args, pidpath, sock = pfsense_args(short_dir, topo, alert=alert,
+                                       family=family)
     run = reaped(binary, args, ns=topo.fw)
 
     status, exited = run.wait_launcher(launch_timeout(binary))
