@@ -101,6 +101,15 @@ STANDIN = textwrap.dedent(r'''
                 if time.monotonic() > deadline:
                     sys.exit(1)
                 time.sleep(0.02)
+        if "dead-" + which in fail:
+            # A monitor that died right after its start.
+            p = subprocess.Popen(["true"])
+            p.wait()
+            with open(os.path.join(rundir, "dpinger_DEAD~x~y.pid"), "w") as f:
+                f.write("%d\n" % p.pid)
+        if "stale-sock" in fail:
+            # A socket file left by a gateway no longer configured.
+            open(os.path.join(rundir, "dpinger_OLD~x~y.sock"), "w").close()
 
     if name == "pkg":
         record()
@@ -318,7 +327,7 @@ def test_install_order_and_result(box):
     out = r.stdout
     steps = ["saved the stock binary", "installed ", "verified ",
              "locked package dpinger", "restarting gateway monitoring",
-             "all 2 gateway status sockets answer", "done:"]
+             "all 2 gateway monitors answer", "done:"]
     positions = [out.find(s) for s in steps]
     assert all(p >= 0 for p in positions), out
     assert positions == sorted(positions), out
@@ -408,6 +417,7 @@ FAILURES = [
     ("lock", "pkg-lock", "pkg lock -y dpinger failed"),
     ("restart", "restart-new", "restarting gateway monitoring failed"),
     ("check", "silent-new", "does not verify with the new binary"),
+    ("check-dead", "dead-new", "DEAD~x~y(not running)"),
 ]
 
 
@@ -460,7 +470,7 @@ def test_failure_leaves_box_as_it_was(box, step, fail, message):
     assert box.bin.read_bytes() == box.stock_bytes
     assert not box.locked()
     assert box.snapshot() == before
-    if step == "check":
+    if step.startswith("check"):
         # Rolled back and restarted with the stock binary, which answers.
         rs = restarts(box.calls)
         assert len(rs) == 2
@@ -516,3 +526,10 @@ def test_script_is_posix_sh():
         r = subprocess.run(["checkbashisms", SCRIPT], capture_output=True,
                            text=True, timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_leftover_socket_without_process_is_ignored(box):
+    r = box.run(str(box.new), fail="stale-sock")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ignoring dpinger_OLD~x~y.sock" in r.stdout
+    assert "all 2 gateway monitors answer" in r.stdout

@@ -171,36 +171,41 @@ status_ok() {
 	printf '%s\n' "$1" | grep -Eq '^[^ ]* ?[0-9]+ [0-9]+ [0-9]+$'
 }
 
-# Every dpinger_*.sock answers with a status line, and every dpinger_*.pid
-# names a live process, within VERIFY_TIMEOUT seconds.
+# Every gateway pfSense started has a pid file and a status socket with
+# the same stem (/var/run/dpinger_GW~SRC~MONITOR.pid and .sock): the
+# process must be alive and the socket must answer with a status line,
+# within VERIFY_TIMEOUT seconds.  A socket without a pid file is a left-
+# over that no process owns; it is reported, not counted.
 verify_monitoring() {
 	_deadline=$(($(date +%s) + VERIFY_TIMEOUT))
 	while :; do
 		_total=0
 		_bad=""
-		for _sock in "$RUN_DIR"/dpinger_*.sock; do
-			[ -e "$_sock" ] || continue
-			_total=$((_total + 1))
-			_line=$(read_status "$_sock")
-			status_ok "$_line" || _bad="$_bad $(basename "$_sock")"
-		done
 		for _pidf in "$RUN_DIR"/dpinger_*.pid; do
 			[ -e "$_pidf" ] || continue
+			_total=$((_total + 1))
+			_gw=$(basename "$_pidf" .pid)
 			_pid=$(cat "$_pidf" 2>/dev/null)
 			case "$_pid" in
-			""|*[!0-9]*) _bad="$_bad $(basename "$_pidf")" ;;
-			*) kill -0 "$_pid" 2>/dev/null ||
-			    _bad="$_bad $(basename "$_pidf")" ;;
+			""|*[!0-9]*)
+				_bad="$_bad $_gw(bad pid file)"
+				continue
+				;;
 			esac
+			if ! kill -0 "$_pid" 2>/dev/null; then
+				_bad="$_bad $_gw(not running)"
+				continue
+			fi
+			_line=$(read_status "${_pidf%.pid}.sock")
+			status_ok "$_line" || _bad="$_bad $_gw(no status)"
 		done
 		if [ "$_total" -gt 0 ] && [ -z "$_bad" ]; then
-			say "all $_total gateway status sockets answer"
-			return 0
+			break
 		fi
 		if [ "$(date +%s)" -ge "$_deadline" ]; then
 			if [ "$_total" -eq 0 ]; then
-				warn "no gateway status socket in $RUN_DIR" \
-				    "after ${VERIFY_TIMEOUT}s"
+				warn "no gateway monitor (dpinger_*.pid) in" \
+				    "$RUN_DIR after ${VERIFY_TIMEOUT}s"
 			else
 				warn "not answering after ${VERIFY_TIMEOUT}s:$_bad"
 			fi
@@ -208,6 +213,12 @@ verify_monitoring() {
 		fi
 		sleep 1
 	done
+	for _sock in "$RUN_DIR"/dpinger_*.sock; do
+		[ -e "$_sock" ] && [ ! -e "${_sock%.sock}.pid" ] &&
+		    say "ignoring $(basename "$_sock"): no pid file, no process"
+	done
+	say "all $_total gateway monitors answer on their status sockets"
+	return 0
 }
 
 # ------------------------------------------------------------------ #
