@@ -521,6 +521,32 @@ test_bsd_truncated(void)
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
 	CHECK_EQ_STR(ev[0].ifname, "em12");
 	CHECK(is_v4(&ev[0], "192.0.2.2"));
+	/* an RTA_IFP that is not a sockaddr_dl, or one with no room for a
+	 * name: the address counts, the name stays empty */
+	f.len = 0;
+	m = msg_begin(&f, FX_RTM_NEWADDR, FX_IFAM_SIZE);
+	put_u32(&f, m + FX_IFAM_ADDRS, FX_RTA_IFP | FX_RTA_IFA);
+	add_sin(&f, "192.0.2.7");
+	add_sin(&f, "192.0.2.2");
+	msg_end(&f, m);
+	m = msg_begin(&f, FX_RTM_NEWADDR, FX_IFAM_SIZE);
+	put_u32(&f, m + FX_IFAM_ADDRS, FX_RTA_IFP | FX_RTA_IFA);
+	add_sa(&f, FX_SDL_DATA, FX_AF_LINK);
+	put_u8(&f, m + FX_IFAM_SIZE + FX_SDL_NLEN, 4);
+	add_sin(&f, "192.0.2.2");
+	msg_end(&f, m);
+	CHECK_EQ_INT(parse(&f, ev, 4), 2);
+	CHECK(is_v4(&ev[0], "192.0.2.2"));
+	CHECK_EQ_STR(ev[0].ifname, "");
+	CHECK(is_v4(&ev[1], "192.0.2.2"));
+	CHECK_EQ_STR(ev[1].ifname, "");
+	/* an RTA_IFA of another family (a sockaddr_dl) is no address */
+	f.len = 0;
+	m = msg_begin(&f, FX_RTM_NEWADDR, FX_IFAM_SIZE);
+	put_u32(&f, m + FX_IFAM_ADDRS, FX_RTA_IFA);
+	add_sdl(&f, 3, "vtnet1");
+	msg_end(&f, m);
+	CHECK_EQ_INT(parse(&f, ev, 4), 0);
 }
 
 static void
@@ -1005,10 +1031,11 @@ test_nl_truncated(void)
 	m = nl_addr(&f, RTM_NEWADDR, AF_INET, 3, 0, NULL, "192.0.2.2");
 	rta.rta_len = 3;
 	memcpy(f.b + m + attrs, &rta, sizeof(rta));
-	/* an IPv6 address attribute of 4 bytes */
+	/* IPv6 address attributes of 4 bytes */
 	m = nl_begin(&f, RTM_NEWADDR, &(struct ifaddrmsg){
 	    .ifa_family = AF_INET6, .ifa_index = 3 }, sizeof(ifa));
 	nl_attr(&f, IFA_ADDRESS, "\x20\x01\x0d\xb8", 4);
+	nl_attr(&f, IFA_LOCAL, "\x20\x01\x0d\xb8", 4);
 	nl_end(&f, m);
 	/* an ifaddrmsg cut short */
 	m = nl_begin(&f, RTM_NEWADDR, &(struct ifaddrmsg){
