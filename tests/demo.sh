@@ -70,12 +70,14 @@ poll() {
 
 loss_is_zero() {
 	line=$(status) || return 1
+	# shellcheck disable=SC2086 # split into its three numbers
 	set -- $line
 	[ "$#" = 3 ] && [ "$1" -gt 0 ] && [ "$3" = 0 ]
 }
 
 loss_is_up() {
 	line=$(status) || return 1
+	# shellcheck disable=SC2086 # split into its three numbers
 	set -- $line
 	[ "$#" = 3 ] && [ "$3" -gt 0 ]
 }
@@ -109,7 +111,8 @@ make_link() {
 }
 
 echo "== namespaces $ns_fw (dpinger) and $ns_gw (gateway), veth $if_fw"
-ip netns add "$ns_fw" && ip netns add "$ns_gw" || fail "ip netns add"
+ip netns add "$ns_fw" || fail "ip netns add"
+ip netns add "$ns_gw" || fail "ip netns add"
 ip -n "$ns_fw" link set lo up
 ip -n "$ns_gw" link set lo up
 make_link || fail "cannot create the veth pair"
