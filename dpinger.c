@@ -1426,22 +1426,51 @@ fail:
 	return err;
 }
 
+/* The largest pid the host hands out: FreeBSD's PID_MAX is 99999; Linux
+ * says in /proc (up to 2^22). */
+static long
+pid_limit(void)
+{
+	long limit = 99999;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &limit) != 1 || limit < 1 ||
+		    limit > (1L << 22))
+			limit = 1L << 22;
+		fclose(f);
+	}
+	return limit;
+}
+
+/* Whether a live process has a pid whose low 16 bits are id: the
+ * identifier another dpinger started with. */
+static bool
+echo_id_of_live_pid(uint16_t id, long limit)
+{
+	long pid;
+
+	for (pid = id; pid <= limit; pid += 65536)
+		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+			return true;
+	return false;
+}
+
 /* A fresh echo identifier: not the current one, and not the pid-derived
- * identifier of any live process (so no other dpinger's, on a host whose
- * pids stay below 2^17, as FreeBSD's do). */
+ * identifier of any live process, so not any other dpinger's first one.
+ * (One that has rebound too picked at random: a clash is 1 in 65535.) */
 static uint16_t
 fresh_echo_id(uint16_t current)
 {
 	uint16_t candidate = current;
+	long limit = pid_limit();
 	int tries;
 
 	for (tries = 0; tries < 64; tries++) {
 		if (getentropy(&candidate, sizeof(candidate)) != 0)
 			candidate = (uint16_t)(current + 7919U * (tries + 1));
-		if (candidate == current || candidate == 0)
-			continue;
-		if ((kill((pid_t)candidate, 0) == 0 || errno == EPERM) ||
-		    (kill((pid_t)candidate + 65536, 0) == 0 || errno == EPERM))
+		if (candidate == current || candidate == 0 ||
+		    echo_id_of_live_pid(candidate, limit))
 			continue;
 		break;
 	}
@@ -1552,6 +1581,13 @@ rebind(enum trigger why)
 				logmsg("%s%s: cannot bind send socket: %s",
 				    cfg.identifier, cfg.dest.text,
 				    strerror(err));
+		} else if (!cfg.heal) {
+			/* -X: no waiting mode; keep what we have. */
+			if (first)
+				logmsg("%s%s: cannot rebind: %s",
+				    cfg.identifier, cfg.dest.text,
+				    strerror(err));
+			return false;
 		} else if (!sender.waiting_logged)
 			logmsg("%s%s: waiting for %s address %s: %s",
 			    cfg.identifier, cfg.dest.text,

@@ -526,7 +526,28 @@ test_error_classes(void)
 	CHECK(!errno_is_missing(EACCES));
 }
 
+/* A rebind's identifier is never our own pid's nor another live
+ * process's pid-derived one. */
+static void
+test_fresh_echo_id(void)
+{
+	uint16_t own = (uint16_t)(getpid() & 0xffff);
+	long limit = pid_limit();
+	int i;
+
+	CHECK(limit >= getpid() && limit <= (1L << 22));
+	CHECK(echo_id_of_live_pid(own, limit));
+	CHECK(echo_id_of_live_pid((uint16_t)(getppid() & 0xffff), limit));
+	for (i = 0; i < 200; i++) {
+		uint16_t id = fresh_echo_id(own);
+
+		CHECK(id != own && id != 0);
+		CHECK(!echo_id_of_live_pid(id, limit));
+	}
+}
+
 UNIT_MAIN(test_time_syntax, test_percent_and_length, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
-    test_alarms, test_icmp, test_watch_decisions, test_error_classes)
+    test_alarms, test_icmp, test_watch_decisions, test_error_classes,
+    test_fresh_echo_id)
