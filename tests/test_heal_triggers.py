@@ -91,6 +91,82 @@ def test_interface_returned(topo, spawn, binary, tmp_path):
     faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
 
 
+def test_tentative_address(topo, spawn, plain_binary, tmp_path):
+    """An IPv6 bind address added with duplicate address detection is
+    tentative for about a second and cannot be bound: dpinger binds once
+    DAD completes (the kernel's second announcement), not before, and
+    logs no bind failure."""
+    topo.wait_path("v6")
+    dp, sock = start(spawn, plain_binary, topo, tmp_path, "v6")
+    start_line = len(dp.err())
+    del_fw_addr(topo, "v6")
+    dp.wait_err(": waiting for bind address ", start=start_line)
+    mono = time.monotonic()
+    sh("ip", "addr", "add", FW_ADDR["v6"][0], "dev", topo.fw_if, ns=topo.fw)
+    assert "tentative" in sh("ip", "-6", "addr", "show", "dev", topo.fw_if,
+                             ns=topo.fw)
+    when, trigger, _, _ = faults.wait_rebind(dp, after=mono)
+
+    def settled():
+        return "tentative" not in sh("ip", "-6", "addr", "show", "dev",
+                                     topo.fw_if, ns=topo.fw)
+    netns.wait_until(settled, 5, "DAD to complete")
+    assert trigger == "address returned"
+    # DAD: one probe, one second (the kernel's defaults).
+    assert when - mono >= 0.5, when - mono
+    assert not [line for line in dp.err() if "cannot" in line]
+    faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
+
+
+def test_address_moved(topo, spawn, plain_binary, tmp_path):
+    """-B 192.0.2.2 without a scope follows the address to another
+    interface and back."""
+    topo.wait_path("v4")
+    dp, sock = start(spawn, plain_binary, topo, tmp_path, "v4")
+    other, peer = topo.prefix + "o", topo.prefix + "p"
+    sh("ip", "link", "add", other, "type", "veth", "peer", "name", peer,
+       ns=topo.fw)
+    sh("ip", "link", "set", other, "up", ns=topo.fw)
+    sh("ip", "link", "set", peer, "up", ns=topo.fw)
+    mono = time.monotonic()
+    del_fw_addr(topo, "v4")
+    sh("ip", "addr", "add", netns.V4_FW + "/32", "dev", other, ns=topo.fw)
+    _, trigger, ifname, _ = faults.wait_rebind(dp, after=mono)
+    assert (trigger, ifname) == ("address returned", other)
+    mono = time.monotonic()
+    sh("ip", "addr", "del", netns.V4_FW + "/32", "dev", other, ns=topo.fw)
+    add_fw_addr(topo, "v4")
+    _, trigger, ifname, _ = faults.wait_rebind(dp, after=mono)
+    assert (trigger, ifname) == ("address returned", topo.fw_if)
+    faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
+
+
+def test_overflow_resync(topo, spawn, plain_binary, tmp_path):
+    """The routing socket overflows (dpinger stopped while thousands of
+    address changes and the interface's re-creation happen): on ENOBUFS
+    it re-reads the interfaces, finds the new one, and rebinds
+    (resync)."""
+    topo.wait_path("ll")
+    dp, sock = start(spawn, plain_binary, topo, tmp_path, "ll")
+    flood = str(tmp_path / "flood")
+    with open(flood, "w") as f:
+        for _ in range(20):
+            for i in range(1, 255):
+                f.write("address add 198.51.100.%d/32 dev lo\n" % i)
+            for i in range(1, 255):
+                f.write("address del 198.51.100.%d/32 dev lo\n" % i)
+    dp.signal(signal.SIGSTOP)
+    try:
+        sh("ip", "-batch", flood, ns=topo.fw)
+        topo.recreate_link()
+        mono = time.monotonic()
+    finally:
+        dp.signal(signal.SIGCONT)
+    _, trigger, ifname, _ = faults.wait_rebind(dp, after=mono)
+    assert (trigger, ifname) == ("resync", topo.fw_if)
+    faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
+
+
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_link_up(topo, spawn, plain_binary, tmp_path, family):
     """The fw link goes down and up with the address kept (IPv6 keeps its
@@ -290,7 +366,7 @@ def test_no_heal_missing_address_is_fatal(topo, plain_binary, tmp_path):
 def test_no_heal_zombie(topo, spawn, plain_binary, tmp_path):
     """-X keeps upstream's zombie: after the link-local interface is
     recreated, the path works (ping) but dpinger stays at 100 % loss and
-    never rebinds."""
+    never rebinds by itself.  SIGHUP cures it."""
     topo.wait_path("ll")
     dp, sock = start(spawn, plain_binary, topo, tmp_path, "ll",
                      extra=["-X"])
@@ -304,6 +380,11 @@ def test_no_heal_zombie(topo, spawn, plain_binary, tmp_path):
     assert faults.status(sock) == (0, 0, 100)
     assert faults.rebinds(dp) == []
     assert not [line for line in dp.err() if "waiting for" in line]
+    # SIGHUP still rebinds under -X: the explicit cure.
+    mono = time.monotonic()
+    dp.signal(signal.SIGHUP)
+    faults.wait_rebind(dp, "SIGHUP", after=mono)
+    faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
 
 
 # -- back-off ----------------------------------------------------------------
