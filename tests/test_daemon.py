@@ -45,6 +45,16 @@ if pid == 0:
     os.dup2(os.open(stdin, os.O_RDONLY), 0)
     os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 1)
     os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
+    if os.environ.get("REAPER_NETNS"):
+        # setns() here rather than `ip netns exec`, which could leave
+        # one of its own files on a descriptor the test wants closed.
+        fd = os.open("/run/netns/" + os.environ.pop("REAPER_NETNS"),
+                     os.O_RDONLY)
+        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
+            sys.exit("reaper: setns failed")
+        os.close(fd)
+    for fd in os.environ.pop("REAPER_CLOSE", "").split():
+        os.close(int(fd))
     os.execvp(sys.argv[4], sys.argv[4:])
 print("launched %d %.6f" % (pid, time.monotonic()), flush=True)
 while True:
@@ -138,18 +148,23 @@ class Reaped:
     """One run of a command under the reaper, with its stdout and stderr
     in files (a daemon inherits them)."""
 
-    def __init__(self, binary, args, ns, workdir, name, wrap=(), cwd=None):
+    def __init__(self, binary, args, ns, workdir, name, wrap=(), cwd=None,
+                 close=()):
         self.out_path = os.path.join(str(workdir), name + ".out")
         self.err_path = os.path.join(str(workdir), name + ".err")
         # A regular file as stdin: the daemon must swap it for /dev/null.
         self.in_path = os.path.join(str(workdir), name + ".in")
         open(self.in_path, "w").close()
         cmd = [binary] + list(args)
-        if ns is not None:
-            cmd = ["ip", "netns", "exec", ns] + cmd
-        cmd = list(wrap) + cmd
         env = dict(os.environ)
         env.update(SAN_ENV)
+        if close:
+            env["REAPER_CLOSE"] = " ".join(str(fd) for fd in close)
+            if ns is not None:
+                env["REAPER_NETNS"] = ns
+        elif ns is not None:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        cmd = list(wrap) + cmd
         if cwd is not None:
             env["REAPER_CWD"] = str(cwd)
         self.lock = threading.Lock()
@@ -858,3 +873,42 @@ def test_syslog_with_S(binary, topo, tmp_path, reaped, syslog):
     assert [m[2] for m in syslog.got() if m[1] == pid] == [startup, bye]
     assert log_lines(run.err()) == []
     assert run.out() == ""
+
+
+# ---------------------------------------------------------------------
+# Started with a standard descriptor closed
+# ---------------------------------------------------------------------
+
+CLOSED_FD_BUG = (
+    "dpinger.c main(): nothing makes sure fds 0-2 are open before the probe "
+    "sockets are created, so with fd 0 closed the send socket becomes fd 0 "
+    "and daemonise() dup2()s /dev/null over it (sendto error: 88, lost "
+    "probes until a rebind); with fd 1 or 2 closed a raw socket becomes "
+    "stdout or stderr. Fix: open /dev/null on any of 0-2 that is closed, "
+    "first thing in main(). See findings-B.md.")
+
+
+@pytest.mark.xfail(strict=True, reason=CLOSED_FD_BUG)
+@pytest.mark.parametrize("closed", [0, 1, 2])
+def test_started_with_std_fd_closed(binary, topo, tmp_path, reaped, closed):
+    """A launcher that closed stdin, stdout or stderr (a shell's `<&-`,
+    some supervisors): the daemon must probe from its first send on, and
+    none of its sockets or files may sit on descriptor 0, 1 or 2."""
+    topo.wait_path("v4")
+    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    run = reaped(binary, args, ns=topo.fw, close=(closed,))
+    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    started = time.monotonic()
+    pid = pidfile_pid(pidpath)
+    run.killed.append(pid)
+    wait_ready_status(sock, "WAN_DHCP")
+    fds = fd_targets(pid)
+    assert fds.get(closed, "/dev/null") == "/dev/null", \
+        "fd %d of the daemon is %s" % (closed, fds.get(closed))
+    # Past the loss interval (2 s) of the first sends: none was lost.
+    wait_until(lambda: time.monotonic() - started > 2.6, 5, "2.6 s")
+    line = netns.query_status(sock)
+    assert netns.status_numbers(line)[2] == 0, \
+        "lost probes after start: %r" % line
+    os.kill(pid, signal.SIGTERM)
+    assert run.wait_exit(pid, 5)[0] == 0
