@@ -521,14 +521,19 @@ FAST_ALARM = ["-s", "100m", "-l", "300m", "-t", "2s", "-A", "100m",
 
 @pytest.mark.parametrize("ident", ["WAN_DHCP", None])
 def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
+    """Without -i, -C is also given as a command line with an argument of
+    its own: like upstream's system(), the words of -C come first."""
     topo.wait_path("v4")
     alert = make_alert_script(tmp_path)
     sock = os.path.join(str(tmp_path), "s.sock")
+    if ident:
+        command, prefix = alert, [ident]
+    else:
+        command, prefix = alert + " --from-dpinger", ["--from-dpinger"]
     args = (["-i", ident] if ident else []) + [
-        "-r", "0", "-u", sock, "-C", alert, "-B", V4_FW] + FAST_ALARM + [
+        "-r", "0", "-u", sock, "-C", command, "-B", V4_FW] + FAST_ALARM + [
         V4_GW]
     dp = spawn(binary, args, ns=topo.fw, env=SAN_ENV)
-    prefix = [ident] if ident else []
 
     wait_until(lambda: os.path.exists(sock), 10, "the status socket")
     wait_until(lambda: netns.status_numbers(netns.query_status(sock))[0] > 0,
