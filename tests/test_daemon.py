@@ -14,15 +14,18 @@ That gives the daemon's exit status and its exit time without making the
 pytest process itself a subreaper.
 """
 
+import fcntl
 import os
 import re
 import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -149,8 +152,8 @@ class Reaped:
     in files (a daemon inherits them)."""
 
     def __init__(self, binary, args, ns, workdir, name, wrap=(), cwd=None,
-                 close=()):
-        self.out_path = os.path.join(str(workdir), name + ".out")
+                 close=(), out_path=None):
+        self.out_path = out_path or os.path.join(str(workdir), name + ".out")
         self.err_path = os.path.join(str(workdir), name + ".err")
         # A regular file as stdin: the daemon must swap it for /dev/null.
         self.in_path = os.path.join(str(workdir), name + ".in")
@@ -917,3 +920,62 @@ def test_started_with_std_fd_closed(binary, topo, tmp_path, reaped, closed):
         "lost probes after start: %r" % line
     os.kill(pid, signal.SIGTERM)
     assert run.wait_exit(pid, 5)[0] == 0
+
+
+# ---------------------------------------------------------------------
+# A report reader that stopped reading
+# ---------------------------------------------------------------------
+
+F_SETPIPE_SZ = 1031
+
+
+def test_full_stdout_pipe_blocks_nothing_else(binary, topo, tmp_path,
+                                              reaped):
+    """`dpinger -r ... | consumer` with a consumer that stopped reading:
+    the report thread blocks in write(), but probes, the status socket and
+    SIGTERM go on."""
+    topo.wait_path("v4")
+    fifo = os.path.join(str(tmp_path), "reports.fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.fcntl(reader, F_SETPIPE_SZ, 4096)
+        sock = os.path.join(str(tmp_path), "s.sock")
+        pidpath = os.path.join(str(tmp_path), "s.pid")
+        run = reaped(binary, ["-f", "-i", "GW", "-r", "1m", "-u", sock,
+                              "-p", pidpath, "-s", "100m", "-t", "2s",
+                              "-B", V4_FW, V4_GW],
+                     ns=topo.fw, out_path=fifo)
+        pid = pidfile_pid(pidpath)
+        run.killed.append(pid)
+
+        def pipe_full():
+            buf = fcntl.ioctl(reader, termios.FIONREAD, b"\0\0\0\0")
+            return struct.unpack("i", buf)[0] >= 4096 - 32
+        wait_until(pipe_full, 10, "the report pipe to fill up")
+        # The report thread is now stuck in write(); nothing else is.
+        wchan = read_file("/proc/%d/task/%d/wchan" % (pid, pid))
+        worst = 0.0
+        for _ in range(10):
+            t0 = time.monotonic()
+            line = netns.query_status(sock)
+            worst = max(worst, time.monotonic() - t0)
+        assert worst < 0.2, "status took %.3fs" % worst
+        # 2 s after the pipe filled, the probes have gone on: loss 0.
+        full_at = time.monotonic()
+        wait_until(lambda: time.monotonic() - full_at > 2.0 and
+                   netns.query_status(sock), 5, "2 s with a full pipe")
+        line = netns.query_status(sock)
+        latency, _, loss = netns.status_numbers(line)
+        assert latency > 0 and loss == 0, line
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        status, exited = run.wait_exit(pid, 5)
+        assert status == 0
+        assert exited - t0 < exit_limit(binary), \
+            "exit took %.3fs (main thread's wchan was %s)" % (
+                exited - t0, wchan)
+        assert not os.path.exists(sock) and not os.path.exists(pidpath)
+        assert log_lines(run.err())[-1] == "exiting on signal 15"
+    finally:
+        os.close(reader)
