@@ -888,12 +888,8 @@ def test_syslog_with_S(binary, topo, tmp_path, reaped, syslog):
 # ---------------------------------------------------------------------
 
 CLOSED_FD_BUG = (
-    "dpinger.c main(): nothing makes sure fds 0-2 are open before the probe "
-    "sockets are created, so with fd 0 closed the send socket becomes fd 0 "
-    "and daemonise() dup2()s /dev/null over it (sendto error: 88, lost "
-    "probes until a rebind); with fd 1 or 2 closed a raw socket becomes "
-    "stdout or stderr. Fix: open /dev/null on any of 0-2 that is closed, "
-    "first thing in main(). See findings-B.md.")
+    "dpinger.c main() does not open /dev/null on a closed fd 0-2: the send "
+    "socket becomes fd 0 and daemonise() replaces it (findings-B.md #3)")
 
 
 @pytest.mark.xfail(strict=True, reason=CLOSED_FD_BUG)
