@@ -152,21 +152,19 @@ def main():
         rebinds = [line for line in dp.err() if ": rebind (" in line]
 
         def ratio(x):
-            return "%.2fx idle" % (x / idle) if idle > 0 else "idle was 0"
+            return "%.2fx" % (x / idle) if idle > 0 else "-"
         print("churn benchmark: %s, -s 500m, -B fe80::2%%if, %g s per"
               " phase" % (os.path.basename(args.binary), args.seconds))
-        print("  idle:                dpinger CPU %.3f ms/s" % idle)
-        print("  route churn:         %6.0f route changes/s, dpinger CPU"
-              " %.3f ms/s (%s)" % (route_rate, route_cpu, ratio(route_cpu)))
-        print("  IPv4 address churn, paced: %6.0f changes/s on another"
-              " interface, dpinger CPU %.3f ms/s (%s)"
-              % (paced_rate, paced_cpu, ratio(paced_cpu)))
-        print("  IPv4 address churn:  %6.0f changes/s on another interface,"
-              " dpinger CPU %.3f ms/s (%s)"
-              % (addr_rate, addr_cpu, ratio(addr_cpu)))
-        print("  IPv6 address churn:  %6.0f changes/s on another interface,"
-              " dpinger CPU %.3f ms/s (%s)"
-              % (addr6_rate, addr6_cpu, ratio(addr6_cpu)))
+        print("  %-36s %9s %17s %8s" % ("phase", "changes/s",
+                                        "dpinger CPU ms/s", "vs idle"))
+        for label, rate, cpu in (
+                ("idle", 0, idle),
+                ("route churn", route_rate, route_cpu),
+                ("IPv4 addresses, other if, paced", paced_rate, paced_cpu),
+                ("IPv4 addresses, other if", addr_rate, addr_cpu),
+                ("IPv6 addresses, other if", addr6_rate, addr6_cpu)):
+            print("  %-36s %9.0f %17.3f %8s" % (label, rate, cpu,
+                                                ratio(cpu)))
         for what, cpu, rate in (("IPv4", addr_cpu, addr_rate),
                                 ("IPv6", addr6_cpu, addr6_rate)):
             if rate > 0:
