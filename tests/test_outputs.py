@@ -496,7 +496,7 @@ def test_send_interval_does_not_drift(plain_binary, topo, spawn):
         sniffer.proc.wait()
     times = [float(line.split()[0]) for line in sniffer.out()[1:102]]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.005 < g < 0.035 for g in gaps), gaps
+    assert all(0.0 < g < 0.1 for g in gaps), gaps
     # Least-squares period over 101 sends: robust to a few late wakes.
     n = len(times)
     mean_i = (n - 1) / 2
