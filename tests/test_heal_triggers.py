@@ -111,7 +111,8 @@ def test_tentative_address(topo, spawn, plain_binary, tmp_path):
         return "tentative" not in sh("ip", "-6", "addr", "show", "dev",
                                      topo.fw_if, ns=topo.fw)
     netns.wait_until(settled, 5, "DAD to complete")
-    assert trigger == "address returned"
+    # The watcher's event, or the send thread's retry if it came first.
+    assert trigger in ("address returned", "address available")
     # DAD: one probe, one second (the kernel's defaults).
     assert when - mono >= 0.5, when - mono
     assert not [line for line in dp.err() if "cannot" in line]
@@ -147,7 +148,9 @@ def test_overflow_resync(topo, spawn, plain_binary, tmp_path):
     it re-reads the interfaces, finds the new one, and rebinds
     (resync)."""
     topo.wait_path("ll")
-    dp, sock = start(spawn, plain_binary, topo, tmp_path, "ll")
+    # Send errors and silence off: only the watcher may rebind here.
+    dp, sock = start(spawn, plain_binary, topo, tmp_path, "ll",
+                     extra=["-F", "0", "-W", "0"])
     flood = str(tmp_path / "flood")
     with open(flood, "w") as f:
         for _ in range(20):
@@ -272,7 +275,9 @@ def test_no_replies(topo, spawn, binary, tmp_path, family):
     armed = time.monotonic()
     fault.arm()
     when, _, _, _ = faults.wait_rebind(dp, "no replies", after=armed)
-    assert 1.9 <= when - armed <= 3.5, when - armed
+    # Silence counts from the last reply, up to a send interval before
+    # the fault.
+    assert 1.8 <= when - armed <= 3.5, when - armed
     assert not [line for line in dp.err() if "sendto error" in line]
     faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
 
@@ -411,7 +416,8 @@ def test_backoff(topo, spawn, plain_binary, tmp_path):
     assert times[0] - armed < 1.0
     for i, gap in enumerate(gaps[:3]):
         expected = 2.0 * 2 ** i
-        assert expected - 0.05 <= gap <= expected + 0.5, gaps
+        # Log lines are timestamped as the test reads them: some slack.
+        assert expected - 0.15 <= gap <= expected + 1.0, gaps
     errors = [line for line in dp.err() if "sendto error" in line]
     print("back-off: %d sendto error line(s) in %.1f s at 10 sends/s"
           % (len(errors), watched))

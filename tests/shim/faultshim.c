@@ -16,6 +16,10 @@
  *			  "all": every IPv4/IPv6 socket's sends fail, old or
  *			  new (a real, persistent outage).
  *
+ * File times come from the kernel's coarse clock, which may lag the real
+ * time by a tick: a socket opened within a few milliseconds before the
+ * file may count as new.  Sockets opened after it never count as old.
+ *
  * Only AF_INET and AF_INET6 sockets from socket() are tracked, so that
  * status-socket clients, syslog and netlink are never touched.  The file
  * is looked at on every send: one stat(2), cheap at probe rates.
