@@ -2453,10 +2453,15 @@ watch_open(void)
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return -1;
-	/* Addresses and links only: route churn never wakes us. */
+	/* Links, and addresses of our family when there is a bind
+	 * address: route churn and the other family's address churn (a
+	 * dual-stack gateway's other monitor) never wake us. */
 	memset(&snl, 0, sizeof(snl));
 	snl.nl_family = AF_NETLINK;
-	snl.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+	snl.nl_groups = RTMGRP_LINK;
+	if (cfg.bind_given)
+		snl.nl_groups |= cfg.bind.family == AF_INET ?
+		    RTMGRP_IPV4_IFADDR : RTMGRP_IPV6_IFADDR;
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
 	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0) {
 		close(fd);
@@ -2684,6 +2689,24 @@ start_thread(void *(*fn)(void *), void *arg, const char *what,
 }
 
 #if !defined(DPINGER_TEST)
+/* Started with fd 0, 1 or 2 closed, the first socket would take its
+ * place: daemonising would then put /dev/null over the send socket, or
+ * log lines would go into a raw socket.  Fill the gaps first. */
+static void
+keep_std_fds_open(void)
+{
+	for (;;) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd < 0)
+			return;
+		if (fd > STDERR_FILENO) {
+			close(fd);
+			return;
+		}
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -2694,6 +2717,7 @@ main(int argc, char *argv[])
 	sigset_t sigs;
 	pthread_condattr_t condattr;
 
+	keep_std_fds_open();
 	switch (parse_args(argc, argv, &cfg, err, sizeof(err))) {
 	case PARSE_OK:
 		break;
