@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -278,7 +279,12 @@ class Dpinger:
 def query_status(path, timeout=2):
     """One connection to a -u socket: the line it writes, without '\\n'."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        # Kernel timeouts, not sock.settimeout(): that makes connect()
+        # non-blocking, and a full listen backlog then fails at once with
+        # EAGAIN where a real client (pfSense's) would wait.
+        tv = struct.pack("ll", int(timeout), int(timeout % 1 * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
         sock.connect(path)
         data = b""
         while True:
