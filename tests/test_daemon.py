@@ -84,7 +84,8 @@ fi
 # TSan sleeps atexit_sleep_ms (default 1000) in _exit() to catch races at
 # exit; that second is TSan's, not the daemon's, and would hide a slow exit.
 SAN_ENV = dict(netns.SANITIZER_ENV)
-SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
+if "atexit_sleep_ms" not in SAN_ENV["TSAN_OPTIONS"]:
+    SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
 
 
 def make_alert_script(directory, sleep=None):

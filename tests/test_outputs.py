@@ -16,7 +16,8 @@ from netns import V4_FW, V4_GW, V6_FW, wait_until
 
 # TSan sleeps a second in _exit() by default (see test_daemon.py).
 SAN_ENV = dict(netns.SANITIZER_ENV)
-SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
+if "atexit_sleep_ms" not in SAN_ENV["TSAN_OPTIONS"]:
+    SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
 
 NUM = r"(0|[1-9][0-9]*)"
 REPORT = re.compile(r"(?:(\S+) )?%s %s %s" % (NUM, NUM, NUM))

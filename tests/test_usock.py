@@ -14,7 +14,8 @@ import netns
 from netns import V4_FW, V4_GW, wait_until
 
 SAN_ENV = dict(netns.SANITIZER_ENV)
-SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
+if "atexit_sleep_ms" not in SAN_ENV["TSAN_OPTIONS"]:
+    SAN_ENV["TSAN_OPTIONS"] += ":atexit_sleep_ms=0"
 
 STATUS = re.compile(r"GW (0|[1-9][0-9]*) (0|[1-9][0-9]*) (0|[1-9][0-9]*)")
 
