@@ -284,8 +284,10 @@ V4_OTHER = "192.0.2.3"
 #   dup    one more, correct reply from the gateway (the kernel answers too)
 #   wrong  a reply from another host (192.0.2.3), one with another echo
 #          identifier, and one for the same slot a lap of the ring earlier
+#   delay:E:O  the correct reply, E ms late for even sequence numbers and
+#          O ms late for odd ones (the kernel's own replies turned off)
 SPOOFER = r"""
-import socket, struct, sys
+import socket, struct, sys, time
 mode_path, gw, other, fw, slots = sys.argv[1:6]
 slots = int(slots)
 
@@ -330,7 +332,34 @@ while True:
         reply(from_gw, ident ^ 0x5a5a, seq, icmp[8:], "other_id")
         if seq >= slots:
             reply(from_gw, ident, seq - slots, icmp[8:], "earlier_lap")
+    elif mode.startswith("delay:"):
+        # delay:EVEN:ODD  answer after EVEN or ODD ms, by sequence parity
+        even, odd = (int(x) for x in mode.split(":")[1:])
+        time.sleep((odd if seq % 2 else even) / 1000)
+        reply(from_gw, ident, seq, icmp[8:], "delayed")
 """
+
+
+def set_mode(path, mode):
+    with open(path + ".new", "w") as f:
+        f.write(mode + "\n")
+    os.rename(path + ".new", path)
+
+
+def start_spoofer(topo, mode_path):
+    """The spoofer in gw, with the other host's address there too."""
+    netns.sh("ip", "addr", "add", V4_OTHER + "/24", "dev", topo.gw_if,
+             ns=topo.gw)
+    spoofer = netns.Dpinger(sys.executable,
+                            ["-c", SPOOFER, mode_path, V4_GW, V4_OTHER,
+                             V4_FW, "20"], ns=topo.gw, foreground=False)
+    try:
+        spoofer.wait_out("^ready$")
+    except AssertionError:
+        spoofer.proc.kill()
+        spoofer.proc.wait()
+        raise AssertionError("spoofer did not start: %s" % spoofer.err())
+    return spoofer
 
 
 def spoofed(spoofer):
@@ -343,16 +372,10 @@ def spoofed(spoofer):
 
 def test_only_the_gateways_replies_count(binary, topo, tmp_path, spawn):
     topo.wait_path("v4")
-    netns.sh("ip", "addr", "add", V4_OTHER + "/24", "dev", topo.gw_if,
-             ns=topo.gw)
     mode = os.path.join(str(tmp_path), "mode")
-    with open(mode, "w") as f:
-        f.write("dup\n")
-    spoofer = netns.Dpinger(sys.executable,
-                            ["-c", SPOOFER, mode, V4_GW, V4_OTHER, V4_FW,
-                             "20"], ns=topo.gw, foreground=False)
+    set_mode(mode, "dup")
+    spoofer = start_spoofer(topo, mode)
     try:
-        spoofer.wait_out("^ready$")
         sock = os.path.join(str(tmp_path), "s.sock")
         dp = spawn(binary, ["-i", "GW", "-r", "0", "-u", sock, "-s", "100m",
                             "-t", "2s", "-B", V4_FW, V4_GW],
@@ -367,8 +390,7 @@ def test_only_the_gateways_replies_count(binary, topo, tmp_path, spawn):
         # The gateway falls silent; only wrong replies arrive now.
         netns.sh("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1",
                  ns=topo.gw)
-        with open(mode, "w") as f:
-            f.write("wrong\n")
+        set_mode(mode, "wrong")
         start = time.monotonic()
 
         def all_lost():
@@ -507,3 +529,51 @@ def test_send_interval_does_not_drift(plain_binary, topo, spawn):
     assert abs(period - 0.020) < 20e-6, \
         "fitted send period %.1f us, not 20000 us" % (period * 1e6)
     print("fitted send period at -s 20m: %.2f us" % (period * 1e6))
+
+
+def test_latency_stddev_and_latency_alarm(binary, topo, tmp_path, spawn):
+    """Replies held back 10 ms and 30 ms in turn: average 20 ms, standard
+    deviation 10 ms.  Then 40 ms: the latency alarm (-D 25) calls the
+    alert command with the latency; then no delay: Clear."""
+    from test_daemon import alert_calls, make_alert_script
+    topo.wait_path("v4")
+    netns.sh("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1", ns=topo.gw)
+    mode = os.path.join(str(tmp_path), "mode")
+    set_mode(mode, "delay:10:30")
+    spoofer = start_spoofer(topo, mode)
+    try:
+        alert = make_alert_script(tmp_path)
+        sock = os.path.join(str(tmp_path), "s.sock")
+        dp = spawn(binary, ["-i", "GW", "-r", "0", "-u", sock, "-s", "100m",
+                            "-t", "2s", "-A", "100m", "-D", "25",
+                            "-H", "300m", "-C", alert, "-B", V4_FW, V4_GW],
+                   ns=topo.fw, env=SAN_ENV)
+        # Twenty answered requests fill the 2 s window.
+        wait_until(lambda: spoofed(spoofer).get("delayed", 0) >= 22, 10,
+                   "a window of delayed replies")
+        avg, sd, loss = netns.status_numbers(netns.query_status(sock))
+        assert 19500 <= avg <= 24000, "average %d us, not ~20 ms" % avg
+        assert 8500 <= sd <= 12000, "stddev %d us, not ~10 ms" % sd
+        print("10/30 ms replies: average %d us, stddev %d us" % (avg, sd))
+        assert loss == 0
+        assert alert_calls(tmp_path) == []
+
+        set_mode(mode, "delay:40:40")
+        calls = wait_until(lambda: alert_calls(tmp_path), 10,
+                           "the latency alarm")
+        assert calls[0][:3] == ["GW", V4_GW, "1"], calls
+        avg, sd, loss = (int(x) for x in calls[0][3:])
+        assert avg > 25000 and loss == 0, calls
+        dp.wait_err("^GW %s: Alarm latency %dus stddev %dus loss 0%%$"
+                    % (V4_GW, avg, sd), timeout=2)
+
+        set_mode(mode, "delay:0:0")
+        calls = wait_until(lambda: len(alert_calls(tmp_path)) >= 2 and
+                           alert_calls(tmp_path), 10, "the clear")
+        assert calls[1][:3] == ["GW", V4_GW, "0"], calls
+        assert int(calls[1][3]) <= 25000, calls
+        assert len(calls) == 2, calls
+        assert dp.stop() == 0
+    finally:
+        spoofer.proc.kill()
+        spoofer.proc.wait()
