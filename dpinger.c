@@ -186,6 +186,14 @@ logv(int priority, const char *fmt, va_list ap)
 	if ((size_t)len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
+	/* A log line is never worth a stalled daemon: if stderr is a pipe
+	 * nobody drains, drop the line rather than block whichever thread
+	 * logs (main before sigwait, or the sender).  fd 2 is shared with
+	 * our parent, so it is not made non-blocking; a writable pipe has
+	 * room for a line of this size. */
+	if (poll(&(struct pollfd){ .fd = STDERR_FILENO, .events = POLLOUT },
+	    1, 0) != 1)
+		return;
 	(void)!write(STDERR_FILENO, line, (size_t)len);
 }
 

@@ -972,3 +972,37 @@ def test_full_stdout_pipe_blocks_nothing_else(binary, topo, tmp_path,
         assert log_lines(run.err())[-1] == "exiting on signal 15"
     finally:
         os.close(reader)
+
+
+def test_stalled_stderr_pipe_blocks_nothing(binary, topo, tmp_path):
+    """A stderr pipe nobody drains (`dpinger -f ... 2>&1 | stuck`): log
+    lines are dropped instead of stalling the daemon, so it still serves
+    its status socket and exits at once on SIGTERM."""
+    sock = str(tmp_path / "s.sock")
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
+    env = dict(os.environ, **netns.SANITIZER_ENV)
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", topo.fw, binary, "-f", "-s", "100m",
+         "-r", "0", "-u", sock] + topo.args_for("v4"),
+        stdout=subprocess.DEVNULL, stderr=write_end, env=env)
+    os.close(write_end)
+    try:
+        line = wait_until(lambda: os.path.exists(sock) and
+                          netns.query_status(sock), 10,
+                          "a status line with stderr stalled")
+        assert re.fullmatch(r"\d+ \d+ \d+", line), line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert not os.path.exists(sock)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(read_end)
