@@ -17,6 +17,7 @@ output); timing assertions use the plain binary only.
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -84,6 +85,8 @@ class Capture:
     LINE = re.compile(r"^(\d+\.\d+) .*echo request, id (\d+)")
 
     def __init__(self, ns):
+        if shutil.which("tcpdump") is None:
+            pytest.skip("SKIPPED: tcpdump not installed (sh tests/deps)")
         self.requests = []
         self.lock = threading.Lock()
         self.ready = threading.Event()
@@ -343,21 +346,21 @@ def test_bound2_stale_sockets_heal_before_alarm(topo, spawn, plain_binary,
 
 RECREATE_BODY = """
 if [ "$3" = 1 ]; then
-	# What pfSense's IPsec reload does to a VTI: destroy, create again,
-	# same addresses; the gateway side comes back with it.
-	ip link del {fw_if}
-	ip link add {fw_if} type veth peer name {gw_if} netns {gw}
-	sysctl -qw net.ipv6.conf.{fw_if}.addr_gen_mode=1
-	ip netns exec {gw} sysctl -qw net.ipv6.conf.{gw_if}.addr_gen_mode=1
-	ip addr add {v4_fw}/24 dev {fw_if}
-	ip -6 addr add {v6_fw}/64 dev {fw_if} nodad
-	ip -6 addr add {ll_fw}/64 dev {fw_if} nodad
-	ip netns exec {gw} ip addr add {v4_gw}/24 dev {gw_if}
-	ip netns exec {gw} ip -6 addr add {v6_gw}/64 dev {gw_if} nodad
-	ip netns exec {gw} ip -6 addr add {ll_gw}/64 dev {gw_if} nodad
-	ip link set {fw_if} up
-	ip netns exec {gw} ip link set {gw_if} up
-	echo recreated >> {log}.done
+    # What pfSense's IPsec reload does to a VTI: destroy, create again,
+    # same addresses; the gateway side comes back with it.
+    ip link del {fw_if}
+    ip link add {fw_if} type veth peer name {gw_if} netns {gw}
+    sysctl -qw net.ipv6.conf.{fw_if}.addr_gen_mode=1
+    ip netns exec {gw} sysctl -qw net.ipv6.conf.{gw_if}.addr_gen_mode=1
+    ip addr add {v4_fw}/24 dev {fw_if}
+    ip -6 addr add {v6_fw}/64 dev {fw_if} nodad
+    ip -6 addr add {ll_fw}/64 dev {fw_if} nodad
+    ip netns exec {gw} ip addr add {v4_gw}/24 dev {gw_if}
+    ip netns exec {gw} ip -6 addr add {v6_gw}/64 dev {gw_if} nodad
+    ip netns exec {gw} ip -6 addr add {ll_gw}/64 dev {gw_if} nodad
+    ip link set {fw_if} up
+    ip netns exec {gw} ip link set {gw_if} up
+    echo recreated >> {log}.done
 fi
 """
 
