@@ -426,6 +426,36 @@ def test_bound3_alarm_recreate_clears(topo, spawn, plain_binary, tmp_path):
         second.destroy()
 
 
+def test_bound3_chain_fast(topo, spawn, binary, tmp_path):
+    """The same chain on a fast clock, under every variant: the alert
+    command (run by the alert thread) recreates the interface while the
+    watcher, send and receive threads heal around it.  ASan and TSan
+    must stay silent; the alarm clears by itself."""
+    topo.wait_path("ll")
+    sock = str(tmp_path / "status")
+    log = str(tmp_path / "alerts")
+    body = RECREATE_BODY.format(
+        fw_if=topo.fw_if, gw_if=topo.gw_if, gw=topo.gw, log=log,
+        v4_fw=netns.V4_FW, v6_fw=netns.V6_FW, ll_fw=netns.LL_FW,
+        v4_gw=netns.V4_GW, v6_gw=netns.V6_GW, ll_gw=netns.LL_GW)
+    script, log = faults.alert_script(tmp_path, body)
+    dp = spawn(binary, ["-s", "100m", "-l", "400m", "-t", "2000", "-A",
+                        "200m", "-H", "400m", "-L", "20", "-r", "0",
+                        "-i", "GW", "-u", sock, "-C", script]
+               + topo.args_for("ll"), ns=topo.fw)
+    faults.wait_status(sock, faults.healthy, 15, "replies before the test")
+    outage = time.monotonic()
+    sh("ip", "addr", "del", netns.LL_GW + "/64", "dev", topo.gw_if,
+       ns=topo.gw)
+    netns.wait_until(lambda: os.path.exists(log + ".done"), 20,
+                     "the alert command to recreate the interface")
+    faults.wait_rebind(dp, after=outage, timeout=10)
+    netns.wait_until(lambda: [c[2] for c in faults.alert_calls(log)]
+                     == ["1", "0"], 20, "the alarm to clear")
+    faults.wait_status(sock, faults.healthy, 15, "loss back to 0")
+    assert dp.proc.poll() is None
+
+
 # -- bound 4 --------------------------------------------------------------
 
 def cycles(topo, dp, count):
