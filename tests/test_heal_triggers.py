@@ -424,12 +424,13 @@ def test_backoff(topo, spawn, plain_binary, tmp_path):
     print("back-off: %d sendto error line(s) in %.1f s at 10 sends/s"
           % (len(errors), watched))
     assert errors == ["%s: sendto error: 113" % netns.V4_GW], errors
-    # The fault ends: replies, then a new fault heals at once again.
+    # The fault ends: replies, and the summary of the repeats.
     fault.disarm()
     faults.wait_status(sock, lambda n: n[0] > 0, 15, "replies again")
     netns.wait_until(lambda: any("repeated" in line for line in dp.err()),
                      5, "the repeat count once sends work")
-    fault.mode = "fail"
+    # The replies reset the back-off: the next fault is healed after three
+    # failed sends again, not after 16 s.
     count = len(faults.rebinds(dp))
     rearmed = time.monotonic()
     fault.arm()
