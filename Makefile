@@ -83,7 +83,7 @@ shim: build/faultshim.so
 
 build/faultshim.so: tests/shim/faultshim.c
 	mkdir -p build
-	$(CC) -O2 -g $(WARNFLAGS) -shared -fPIC -o build/faultshim.so \
+	$(CC) $(CFLAGS) $(WARNFLAGS) -shared -fPIC -o build/faultshim.so \
 	    tests/shim/faultshim.c $(LDFLAGS) -ldl -pthread
 
 bench: dpinger
