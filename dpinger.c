@@ -91,6 +91,7 @@
 #if defined(__linux__)
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/filter.h>
 #define WATCH_NETLINK	1
 #ifndef SOL_RAW
 #define SOL_RAW		255
@@ -2452,6 +2453,109 @@ watch_resync(struct watch_state *ws)
 #define WATCH_MAX_EVENTS 256
 
 #if defined(WATCH_NETLINK)
+/*
+ * A socket filter that drops, in the kernel, address messages about
+ * addresses other than the bind address: the rest of a busy box's
+ * address churn then never wakes the watcher.  It reads the attributes
+ * where Linux writes them (IPv4: IFA_ADDRESS, IFA_LOCAL; IPv6: IFA_LOCAL,
+ * IFA_ADDRESS with a peer, else IFA_ADDRESS alone) and passes every
+ * message laid out otherwise, so an unexpected layout costs a wake-up,
+ * never an event.  Classic BPF loads are big-endian: host-order fields
+ * are compared with byte-swapped constants.
+ */
+#define WATCH_FILTER_MAX	40
+
+static unsigned char
+bpf_skip(size_t from, size_t to)
+{
+	return (unsigned char)(to - from - 1);
+}
+
+static size_t
+watch_filter_build(int family, const void *addr, struct sock_filter *prog)
+{
+	const uint8_t *bytes = addr;
+	size_t words = family == AF_INET ? 1 : 4, alen = words * 4, i, n = 0;
+	size_t attr1 = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+	size_t attr2 = attr1 + RTA_ALIGN(RTA_LENGTH(alen));
+	size_t second = 8 + 2 * words, drop = second + 5 + 2 * words;
+	size_t accept = drop + 1;
+	uint32_t want[4];
+
+	for (i = 0; i < words; i++)
+		want[i] = (uint32_t)bytes[4 * i] << 24 |
+		    (uint32_t)bytes[4 * i + 1] << 16 |
+		    (uint32_t)bytes[4 * i + 2] << 8 | bytes[4 * i + 3];
+	/* 0-2: anything but an address message passes */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
+	    offsetof(struct nlmsghdr, nlmsg_type));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(RTM_NEWADDR), 1, 0);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(RTM_DELADDR), 0, bpf_skip(2, accept));
+	/* 3-7: the first attribute is an address of our size, or pass */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
+	    attr1 + offsetof(struct rtattr, rta_type));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(IFA_ADDRESS), 1, 0);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(IFA_LOCAL), 0, bpf_skip(5, accept));
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
+	    attr1 + offsetof(struct rtattr, rta_len));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(RTA_LENGTH(alen)), 0, bpf_skip(7, accept));
+	/* 8..: ours passes; otherwise look at the second attribute */
+	for (i = 0; i < words; i++) {
+		prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W |
+		    BPF_ABS, attr1 + RTA_LENGTH(0) + 4 * i);
+		prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
+		    BPF_K, want[i], i + 1 == words ? bpf_skip(n, accept) : 0,
+		    bpf_skip(n, second));
+		n++;
+	}
+	/* second..: an address attribute that is ours passes; no second
+	 * address attribute means the first was the only one: drop */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
+	    attr2 + offsetof(struct rtattr, rta_type));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(IFA_ADDRESS), 1, 0);
+	prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(IFA_LOCAL), 0, bpf_skip(n, drop));
+	n++;
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
+	    attr2 + offsetof(struct rtattr, rta_len));
+	prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    htons(RTA_LENGTH(alen)), 0, bpf_skip(n, drop));
+	n++;
+	for (i = 0; i < words; i++) {
+		prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W |
+		    BPF_ABS, attr2 + RTA_LENGTH(0) + 4 * i);
+		prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
+		    BPF_K, want[i], i + 1 == words ? bpf_skip(n, accept) : 0,
+		    bpf_skip(n, drop));
+		n++;
+	}
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+	return n;
+}
+
+/* Best effort: without the filter the watcher only wakes more often. */
+static void
+watch_filter_attach(int fd)
+{
+	struct sock_filter prog[WATCH_FILTER_MAX];
+	struct sock_fprog fprog;
+
+	if (!cfg.bind_given)
+		return;
+	fprog.len = (unsigned short)watch_filter_build(cfg.bind.family,
+	    &cfg.bind.addr, prog);
+	fprog.filter = prog;
+	(void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog));
+}
+
 static int
 watch_open(void)
 {
@@ -2471,6 +2575,7 @@ watch_open(void)
 		snl.nl_groups |= cfg.bind.family == AF_INET ?
 		    RTMGRP_IPV4_IFADDR : RTMGRP_IPV6_IFADDR;
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
+	watch_filter_attach(fd);
 	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0) {
 		close(fd);
 		return -1;
@@ -2478,6 +2583,7 @@ watch_open(void)
 	return fd;
 }
 #define rtmsg_parse	rtmsg_parse_netlink
+
 #elif defined(WATCH_PF_ROUTE)
 static int
 watch_open(void)
