@@ -75,4 +75,27 @@ fuzz_check_events(const struct ifev *ev, size_t n, size_t max, bool kame)
 		fprintf(stderr, "events %zu\n", n);
 }
 
+/*
+ * The body of a routing-message harness: the first byte bounds the events
+ * (so `max` is exercised too), the rest is what recv() returned, passed as
+ * an exact-size heap copy so that ASan sees any read past the end.
+ */
+static int
+fuzz_routing(size_t (*parse)(const void *, size_t, struct ifev *, size_t),
+    bool kame, const uint8_t *data, size_t size)
+{
+	struct ifev ev[8];
+	uint8_t *copy;
+	size_t n, max;
+
+	if (size < 1)
+		return 0;
+	max = data[0] % 9;
+	copy = fuzz_copy(data + 1, size - 1);
+	n = parse(copy, size - 1, ev, max);
+	fuzz_check_events(ev, n, max, kame);
+	free(copy);
+	return 0;
+}
+
 #endif

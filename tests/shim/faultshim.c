@@ -150,30 +150,41 @@ close(int fd)
 	return real_close(fd);
 }
 
-ssize_t
-sendto(int fd, const void *buf, size_t len, int flags,
-    const struct sockaddr *to, socklen_t tolen)
+/* A faulted send: true with *rc set when fd's send must not reach the
+ * kernel (fail with the fault's errno, or pretend len bytes left). */
+static bool
+faulted(int fd, size_t len, ssize_t *rc)
 {
 	switch (verdict(fd)) {
 	case 1:
 		errno = fault_errno;
-		return -1;
+		*rc = -1;
+		return true;
 	case 2:
-		return (ssize_t)len;
+		*rc = (ssize_t)len;
+		return true;
 	}
+	return false;
+}
+
+ssize_t
+sendto(int fd, const void *buf, size_t len, int flags,
+    const struct sockaddr *to, socklen_t tolen)
+{
+	ssize_t rc;
+
+	if (faulted(fd, len, &rc))
+		return rc;
 	return real_sendto(fd, buf, len, flags, to, tolen);
 }
 
 ssize_t
 send(int fd, const void *buf, size_t len, int flags)
 {
-	switch (verdict(fd)) {
-	case 1:
-		errno = fault_errno;
-		return -1;
-	case 2:
-		return (ssize_t)len;
-	}
+	ssize_t rc;
+
+	if (faulted(fd, len, &rc))
+		return rc;
 	return real_send(fd, buf, len, flags);
 }
 
@@ -181,15 +192,11 @@ ssize_t
 sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	size_t i, len = 0;
+	ssize_t rc;
 
-	switch (verdict(fd)) {
-	case 1:
-		errno = fault_errno;
-		return -1;
-	case 2:
-		for (i = 0; i < (size_t)msg->msg_iovlen; i++)
-			len += msg->msg_iov[i].iov_len;
-		return (ssize_t)len;
-	}
+	for (i = 0; i < (size_t)msg->msg_iovlen; i++)
+		len += msg->msg_iov[i].iov_len;
+	if (faulted(fd, len, &rc))
+		return rc;
 	return real_sendmsg(fd, msg, flags);
 }
