@@ -269,18 +269,20 @@ def launch_timeout(binary):
     return 1.0 if binary.endswith("/dpinger") else 5.0
 
 
-def pfsense_args(tmp_path, topo, gw="WAN_DHCP", alert=None, extra=(),
+def pfsense_args(directory, topo, gw="WAN_DHCP", alert=None, extra=(),
                  family="v4"):
     """gwlb.inc's start_dpinger() command line, with the paths in
-    tmp_path; -C only when the gateway action is on."""
+    directory (short_dir: pfSense's names are long, and tmp_path's
+    length varies from run to run); -C only when the gateway action is
+    on."""
     src, dest = {
         "v4": (V4_FW, V4_GW),
         "ll": ("%s%%%s" % (netns.LL_FW, topo.fw_if),
                "%s%%%s" % (netns.LL_GW, topo.fw_if)),
     }[family]
     base = "dpinger_%s~%s~%s" % (gw, src, dest)
-    pid = os.path.join(str(tmp_path), base + ".pid")
-    sock = os.path.join(str(tmp_path), base + ".sock")
+    pid = os.path.join(str(directory), base + ".pid")
+    sock = os.path.join(str(directory), base + ".sock")
     assert len(sock) < 104, "socket path too long for sun_path: " + sock
     args = ["-S", "-r", "0", "-i", gw, "-B", src, "-p", pid, "-u", sock]
     if alert is not None:
@@ -413,8 +415,8 @@ def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
 # ---------------------------------------------------------------------
 
 def test_second_instance_refused_while_first_lives(binary, topo, tmp_path,
-                                                   reaped):
-    args, pidpath, sock = pfsense_args(tmp_path, topo)
+                                                   short_dir, reaped):
+    args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
     assert first.wait_launcher(launch_timeout(binary))[0] == 0, first.err()
     pid = pidfile_pid(pidpath)
@@ -447,8 +449,9 @@ def dead_pid():
 
 
 @pytest.mark.parametrize("stale", ["dead", "garbage"])
-def test_stale_pid_file_reused(binary, topo, tmp_path, reaped, stale):
-    args, pidpath, sock = pfsense_args(tmp_path, topo)
+def test_stale_pid_file_reused(binary, topo, tmp_path, short_dir, reaped,
+                               stale):
+    args, pidpath, sock = pfsense_args(short_dir, topo)
     # Longer than any pid: the reused file must be truncated.
     if stale == "dead":
         content = "%020d\n" % dead_pid()
@@ -474,10 +477,11 @@ def test_stale_pid_file_reused(binary, topo, tmp_path, reaped, stale):
     assert not os.path.exists(pidpath)
 
 
-def test_pid_file_free_again_after_sigterm(binary, topo, tmp_path, reaped):
+def test_pid_file_free_again_after_sigterm(binary, topo, tmp_path, short_dir,
+                                           reaped):
     """pfSense's restart: SIGTERM through the pid file, then the same
     command at once must start."""
-    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
     assert first.wait_launcher(launch_timeout(binary))[0] == 0
     pid = pidfile_pid(pidpath)
@@ -615,13 +619,14 @@ def socket_inode(pid, path):
     return None
 
 
-def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, reaped):
+def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, short_dir,
+                                          reaped):
     """pfSense's stop while rc.gateway_alarm is still running: the daemon
     must be gone, its files removed, within 100 ms; and the next start
     must work although the old alert command still runs."""
     topo.wait_path("v4")
     alert = make_alert_script(tmp_path, sleep=30)
-    args, pidpath, sock = pfsense_args(tmp_path, topo, alert=alert,
+    args, pidpath, sock = pfsense_args(short_dir, topo, alert=alert,
                                        extra=FAST_ALARM)
     run = reaped(binary, args, ns=topo.fw)
     assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
@@ -733,10 +738,10 @@ def test_relative_paths_after_chdir(binary, topo, tmp_path, reaped):
     assert err[-1] == "exiting on signal 15", err
 
 
-def test_restart_after_sigkill(binary, topo, tmp_path, reaped):
+def test_restart_after_sigkill(binary, topo, tmp_path, short_dir, reaped):
     """A killed instance leaves its pid file and socket behind; the same
     command starts again over both."""
-    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
     assert first.wait_launcher(launch_timeout(binary))[0] == 0
     pid = pidfile_pid(pidpath)
@@ -848,12 +853,12 @@ def syslog(tmp_path):
         catcher.close()
 
 
-def test_syslog_with_S(binary, topo, tmp_path, reaped, syslog):
+def test_syslog_with_S(binary, topo, tmp_path, short_dir, reaped, syslog):
     """pfSense's -S: the start-up line and `exiting on signal 15` go to
     syslog as daemon.warning from dpinger[daemon pid]; a fatal error as
     daemon.err (and, before the fork, to stderr as well)."""
     topo.wait_path("v4")
-    args, pidpath, sock = pfsense_args(tmp_path, topo)
+    args, pidpath, sock = pfsense_args(short_dir, topo)
     run = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap)
     assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
     pid = pidfile_pid(pidpath)
@@ -889,14 +894,15 @@ def test_syslog_with_S(binary, topo, tmp_path, reaped, syslog):
 # ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("closed", [0, 1, 2])
-def test_started_with_std_fd_closed(binary, topo, tmp_path, reaped, closed):
+def test_started_with_std_fd_closed(binary, topo, tmp_path, short_dir,
+                                    reaped, closed):
     """A launcher that closed stdin, stdout or stderr (a shell's `<&-`,
     some supervisors): the daemon must probe from its first send on, and
     none of its sockets or files may sit on descriptor 0, 1 or 2."""
     topo.wait_path("v4")
     # Short intervals: a lost first send shows after 300 ms, and stays in
     # the 10 s window.
-    args, pidpath, sock = pfsense_args(tmp_path, topo, extra=(
+    args, pidpath, sock = pfsense_args(short_dir, topo, extra=(
         "-s", "100m", "-l", "300m", "-t", "10s"))
     run = reaped(binary, args, ns=topo.fw, close=(closed,))
     assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
