@@ -2471,6 +2471,25 @@ bpf_skip(size_t from, size_t to)
 	return (unsigned char)(to - from - 1);
 }
 
+/* Compare the address at off with want, word by word, from prog[n]:
+ * all equal jumps to match, the first difference to differ. */
+static size_t
+bpf_match_addr(struct sock_filter *prog, size_t n, size_t off,
+    const uint32_t *want, size_t words, size_t match, size_t differ)
+{
+	size_t i;
+
+	for (i = 0; i < words; i++) {
+		prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W |
+		    BPF_ABS, off + 4 * i);
+		prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
+		    BPF_K, want[i], i + 1 == words ? bpf_skip(n, match) : 0,
+		    bpf_skip(n, differ));
+		n++;
+	}
+	return n;
+}
+
 static size_t
 watch_filter_build(int family, const void *addr, struct sock_filter *prog)
 {
@@ -2505,14 +2524,8 @@ watch_filter_build(int family, const void *addr, struct sock_filter *prog)
 	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 	    htons(RTA_LENGTH(alen)), 0, bpf_skip(7, accept));
 	/* 8..: ours passes; otherwise look at the second attribute */
-	for (i = 0; i < words; i++) {
-		prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W |
-		    BPF_ABS, attr1 + RTA_LENGTH(0) + 4 * i);
-		prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
-		    BPF_K, want[i], i + 1 == words ? bpf_skip(n, accept) : 0,
-		    bpf_skip(n, second));
-		n++;
-	}
+	n = bpf_match_addr(prog, n, attr1 + RTA_LENGTH(0), want, words,
+	    accept, second);
 	/* second..: an address attribute that is ours passes; no second
 	 * address attribute means the first was the only one: drop */
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS,
@@ -2527,14 +2540,8 @@ watch_filter_build(int family, const void *addr, struct sock_filter *prog)
 	prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 	    htons(RTA_LENGTH(alen)), 0, bpf_skip(n, drop));
 	n++;
-	for (i = 0; i < words; i++) {
-		prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W |
-		    BPF_ABS, attr2 + RTA_LENGTH(0) + 4 * i);
-		prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
-		    BPF_K, want[i], i + 1 == words ? bpf_skip(n, accept) : 0,
-		    bpf_skip(n, drop));
-		n++;
-	}
+	n = bpf_match_addr(prog, n, attr2 + RTA_LENGTH(0), want, words,
+	    accept, drop);
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
 	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
 	return n;

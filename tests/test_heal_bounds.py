@@ -365,6 +365,14 @@ fi
 """
 
 
+def recreate_body(tp, log):
+    """The alert command's body for topology tp, logging to log."""
+    return RECREATE_BODY.format(
+        fw_if=tp.fw_if, gw_if=tp.gw_if, gw=tp.gw, log=log,
+        v4_fw=netns.V4_FW, v6_fw=netns.V6_FW, ll_fw=netns.LL_FW,
+        v4_gw=netns.V4_GW, v6_gw=netns.V6_GW, ll_gw=netns.LL_GW)
+
+
 def test_bound3_alarm_recreate_clears(topo, spawn, plain_binary, tmp_path):
     """The gateway's address goes (a real outage): the alarm is raised
     and the alert command runs with 1.  That command destroys and
@@ -381,10 +389,7 @@ def test_bound3_alarm_recreate_clears(topo, spawn, plain_binary, tmp_path):
             d.mkdir()
             sock = str(d / "status")
             log = str(d / "alerts")
-            body = RECREATE_BODY.format(
-                fw_if=tp.fw_if, gw_if=tp.gw_if, gw=tp.gw, log=log,
-                v4_fw=netns.V4_FW, v6_fw=netns.V6_FW, ll_fw=netns.LL_FW,
-                v4_gw=netns.V4_GW, v6_gw=netns.V6_GW, ll_gw=netns.LL_GW)
+            body = recreate_body(tp, log)
             script, log = faults.alert_script(d, body)
             dp = spawn(plain_binary, PFSENSE + [
                 "-r", "0", "-i", "GW", "-u", sock, "-C", script]
@@ -434,10 +439,7 @@ def test_bound3_chain_fast(topo, spawn, binary, tmp_path):
     topo.wait_path("ll")
     sock = str(tmp_path / "status")
     log = str(tmp_path / "alerts")
-    body = RECREATE_BODY.format(
-        fw_if=topo.fw_if, gw_if=topo.gw_if, gw=topo.gw, log=log,
-        v4_fw=netns.V4_FW, v6_fw=netns.V6_FW, ll_fw=netns.LL_FW,
-        v4_gw=netns.V4_GW, v6_gw=netns.V6_GW, ll_gw=netns.LL_GW)
+    body = recreate_body(topo, log)
     script, log = faults.alert_script(tmp_path, body)
     dp = spawn(binary, ["-s", "100m", "-l", "400m", "-t", "2000", "-A",
                         "200m", "-H", "400m", "-L", "20", "-r", "0",

@@ -279,6 +279,17 @@ def test_bad_command_line(binary, args, expected):
 
 V4_OTHER = "192.0.2.3"
 
+# The Internet checksum, shared by the helper scripts below.
+CHECKSUM_SRC = r'''
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+'''
+
 # Runs in the gateway's namespace: sees every echo request from fw on a
 # raw socket and answers it as the mode file says:
 #   dup    one more, correct reply from the gateway (the kernel answers too)
@@ -291,14 +302,7 @@ import socket, struct, sys, time
 mode_path, gw, other, fw, slots = sys.argv[1:6]
 slots = int(slots)
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    return ~total & 0xffff
-
+%(checksum)s
 def raw(bind=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     if bind:
@@ -337,7 +341,7 @@ while True:
         even, odd = (int(x) for x in mode.split(":")[1:])
         time.sleep((odd if seq % 2 else even) / 1000)
         reply(from_gw, ident, seq, icmp[8:], "delayed")
-"""
+""".replace("%(checksum)s", CHECKSUM_SRC)
 
 
 def set_mode(path, mode):
@@ -434,14 +438,7 @@ else:
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW,
                       socket.IPPROTO_ICMPV6)
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    return ~total & 0xffff
-
+%(checksum)s
 # Kernel arrival stamps: the sniffer's own scheduling does not count.
 # (Linux's SO_TIMESTAMPNS, 35, when Python does not name it.)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -462,7 +459,7 @@ while True:
     ok = checksum(icmp) == 0 if family == "4" else True
     print("%.6f %s %d %d %d %d %d %d" % (now, addr[0].split("%")[0],
           icmp[0], icmp[1], ident, seq, len(icmp), ok), flush=True)
-"""
+""".replace("%(checksum)s", CHECKSUM_SRC)
 
 
 @pytest.mark.parametrize("family,data_len", [("v4", 1), ("v6", 100),
