@@ -204,7 +204,9 @@ def test_no_reports_with_r0(binary, topo, tmp_path, spawn):
     dp = spawn(binary, ["-r", "0", "-u", sock, "-s", "100m", "-t", "2s",
                         "-B", V4_FW, V4_GW], ns=topo.fw, env=SAN_ENV)
     wait_until(lambda: os.path.exists(sock), 10, "the status socket")
-    started = dp.err_timed()[0][0]
+    # The socket file can exist before the reader thread has the
+    # start-up line: wait for the line, not for the file.
+    started = wait_until(dp.err_timed, 10, "the start-up line")[0][0]
     # More than the default report interval (1 s) must pass in silence.
     wait_until(lambda: live(netns.query_status(sock)) and
                time.monotonic() - started > 1.2, 10,
