@@ -297,6 +297,25 @@ def query_status(path, timeout=2):
     return text[:-1]
 
 
+def wait_status_line(path, predicate=bool, timeout=10,
+                     what="an answer on the status socket"):
+    """Poll a -u socket until its line satisfies predicate; the line.
+    A socket not yet there, or bound but not yet listening (the file
+    appears a moment before listen()), counts as no answer yet."""
+    last = [None]
+
+    def answered():
+        try:
+            last[0] = query_status(path)
+        except OSError:
+            return None
+        return last[0] if predicate(last[0]) else None
+    try:
+        return wait_until(answered, timeout, what, interval=0.05)
+    except AssertionError as err:
+        raise AssertionError("%s (last status %r)" % (err, last[0]))
+
+
 def status_numbers(line):
     """(latency_us, stddev_us, loss_pct) from a status/report line."""
     parts = line.split()

@@ -543,9 +543,8 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
         V4_GW]
     dp = spawn(binary, args, ns=topo.fw, env=SAN_ENV)
 
-    wait_until(lambda: os.path.exists(sock), 10, "the status socket")
-    wait_until(lambda: netns.status_numbers(netns.query_status(sock))[0] > 0,
-               10, "a first reply")
+    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[0]
+                           > 0, 10, "a first reply")
     assert alert_calls(tmp_path) == []
 
     outage(topo)
@@ -564,9 +563,8 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
 
     # The loss goes back under 20 % as lost slots leave the 2 s window;
     # the alarm is held 1 s (10 checks) after that.
-    def back_under():
-        return netns.status_numbers(netns.query_status(sock))[2] <= 20
-    wait_until(back_under, 10, "loss <= 20 % after the outage")
+    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[2]
+                           <= 20, 10, "loss <= 20 % after the outage")
     below = time.monotonic()
     calls = wait_until(lambda: len(alert_calls(tmp_path)) >= 2 and
                        alert_calls(tmp_path), 10, "the alert command (clear)")
@@ -687,8 +685,8 @@ def test_signal_exit_foreground(binary, topo, tmp_path, spawn, signame):
                ns=topo.fw, env=SAN_ENV)
     try:
         assert pidfile_pid(pidpath) == dp.pid
-        wait_until(lambda: netns.status_numbers(
-            netns.query_status(sock))[0] > 0, 10, "a first reply")
+        netns.wait_status_line(sock, lambda line: netns.status_numbers(
+            line)[0] > 0, 10, "a first reply")
         outage(topo)
         wait_until(lambda: alert_pids(tmp_path), 10, "the alert command")
         t0 = time.monotonic()
@@ -727,9 +725,10 @@ def test_relative_paths_after_chdir(binary, topo, tmp_path, reaped):
     assert os.readlink("/proc/%d/cwd" % pid) == "/"
     assert netns.query_status(sock).startswith("GW ")
     os.unlink(sock)
-    wait_until(lambda: os.path.exists(sock), 3, "the socket to come back")
+    assert netns.wait_status_line(sock, timeout=3,
+                                  what="the socket to come back"
+                                  ).startswith("GW ")
     assert not os.path.exists("/rel.sock")
-    assert netns.query_status(sock).startswith("GW ")
     os.kill(pid, signal.SIGTERM)
     assert run.wait_exit(pid, 5)[0] == 0
     assert not os.path.exists(pidpath) and not os.path.exists(sock)
@@ -1000,9 +999,9 @@ def test_stalled_stderr_pipe_blocks_nothing(binary, topo, tmp_path):
         stdout=subprocess.DEVNULL, stderr=write_end, env=env)
     os.close(write_end)
     try:
-        line = wait_until(lambda: os.path.exists(sock) and
-                          netns.query_status(sock), 10,
-                          "a status line with stderr stalled")
+        line = netns.wait_status_line(sock, timeout=10,
+                                      what="a status line with stderr"
+                                      " stalled")
         assert re.fullmatch(r"\d+ \d+ \d+", line), line
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0

@@ -203,14 +203,13 @@ def test_no_reports_with_r0(binary, topo, tmp_path, spawn):
     sock = os.path.join(str(tmp_path), "s.sock")
     dp = spawn(binary, ["-r", "0", "-u", sock, "-s", "100m", "-t", "2s",
                         "-B", V4_FW, V4_GW], ns=topo.fw, env=SAN_ENV)
-    wait_until(lambda: os.path.exists(sock), 10, "the status socket")
-    # The socket file can exist before the reader thread has the
-    # start-up line: wait for the line, not for the file.
+    # The start-up line is the reference: the reader thread can see it
+    # after the socket file exists.
     started = wait_until(dp.err_timed, 10, "the start-up line")[0][0]
     # More than the default report interval (1 s) must pass in silence.
-    wait_until(lambda: live(netns.query_status(sock)) and
-               time.monotonic() - started > 1.2, 10,
-               "a live status after 1.2 s")
+    netns.wait_status_line(sock, lambda line: live(line) and
+                           time.monotonic() - started > 1.2, 10,
+                           "a live status after 1.2 s")
     assert dp.out() == []
     assert dp.stop() == 0
     assert dp.out() == []
@@ -401,7 +400,7 @@ def test_only_the_gateways_replies_count(binary, topo, tmp_path, spawn):
                    ns=topo.fw, env=SAN_ENV)
         # Two answers to every request: the second is a duplicate.
         dp.wait_err("^GW %s: duplicate echo reply received$" % V4_GW)
-        wait_until(lambda: os.path.exists(sock), 10, "the status socket")
+        netns.wait_status_line(sock, what="the status socket")
         wait_until(lambda: spoofed(spoofer).get("dup", 0) >= 10, 10,
                    "ten duplicates")
         assert live(netns.query_status(sock)), "duplicates were lost?"

@@ -31,7 +31,7 @@ def start(binary, topo, tmp_path, spawn):
     dp = spawn(binary, ["-i", "GW", "-r", "0", "-u", sock, "-s", "100m",
                         "-t", "2s", "-B", V4_FW, V4_GW],
                ns=topo.fw, env=SAN_ENV)
-    wait_until(lambda: os.path.exists(sock), 10, "the status socket")
+    netns.wait_status_line(sock, what="the status socket")
     return dp, sock
 
 
@@ -71,8 +71,8 @@ def timed_query(sock):
 def test_concurrent_clients(binary, topo, tmp_path, spawn):
     topo.wait_path("v4")
     dp, sock = start(binary, topo, tmp_path, spawn)
-    wait_until(lambda: netns.status_numbers(netns.query_status(sock))[0] > 0,
-               10, "a first reply")
+    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[0]
+                           > 0, 10, "a first reply")
     clients = 16
     barrier = threading.Barrier(clients)
     results = [None] * clients
