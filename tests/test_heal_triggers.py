@@ -63,8 +63,11 @@ def test_address_returned(topo, spawn, binary, tmp_path, family):
                 r" address$" % topo.args_for(family)[1], start=start_line)
     mono = time.monotonic()
     add_fw_addr(topo, family)
-    _, trigger, ifname, echo_id = faults.wait_rebind(dp, after=mono)
-    assert trigger == "address returned"
+    # The waiting send thread retries every interval; a retry that binds
+    # before the watcher has read the kernel's message logs "address
+    # available" first, and the watcher's rebind follows it.
+    _, trigger, ifname, echo_id = faults.wait_rebind(
+        dp, "address returned", after=mono)
     assert ifname == topo.fw_if
     assert echo_id != dp.pid & 0xffff
     faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
@@ -76,7 +79,9 @@ def test_interface_returned(topo, spawn, binary, tmp_path):
     returned) to the new index."""
     topo.wait_path("ll")
     sock = str(tmp_path / "status")
-    dp = spawn(binary, FAST + ["-u", sock,
+    # Send-error and silence triggers off: a slow create_link() (ten ip
+    # commands) must not let three failed sends rebind first.
+    dp = spawn(binary, FAST + ["-F", "0", "-W", "0", "-u", sock,
                                "%s%%%s" % (netns.LL_GW, topo.fw_if)],
                ns=topo.fw)
     faults.wait_status(sock, faults.healthy, 15, "replies before the test")
@@ -132,13 +137,14 @@ def test_address_moved(topo, spawn, plain_binary, tmp_path):
     mono = time.monotonic()
     del_fw_addr(topo, "v4")
     sh("ip", "addr", "add", netns.V4_FW + "/32", "dev", other, ns=topo.fw)
-    _, trigger, ifname, _ = faults.wait_rebind(dp, after=mono)
-    assert (trigger, ifname) == ("address returned", other)
+    # As in test_address_returned, a waiting retry may bind first.
+    _, _, ifname, _ = faults.wait_rebind(dp, "address returned", after=mono)
+    assert ifname == other
     mono = time.monotonic()
     sh("ip", "addr", "del", netns.V4_FW + "/32", "dev", other, ns=topo.fw)
     add_fw_addr(topo, "v4")
-    _, trigger, ifname, _ = faults.wait_rebind(dp, after=mono)
-    assert (trigger, ifname) == ("address returned", topo.fw_if)
+    _, _, ifname, _ = faults.wait_rebind(dp, "address returned", after=mono)
+    assert ifname == topo.fw_if
     faults.wait_status(sock, faults.healthy, 10, "loss back to 0")
 
 
@@ -417,7 +423,7 @@ def test_backoff(topo, spawn, plain_binary, tmp_path):
     for i, gap in enumerate(gaps[:3]):
         expected = 2.0 * 2 ** i
         # Log lines are timestamped as the test reads them: some slack.
-        assert expected - 0.15 <= gap <= expected + 1.0, gaps
+        assert expected - 0.5 <= gap <= expected + 1.0, gaps
     errors = [line for line in dp.err() if "sendto error" in line]
     print("back-off: %d sendto error line(s) in %.1f s at 10 sends/s"
           % (len(errors), watched))
