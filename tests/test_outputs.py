@@ -3,6 +3,7 @@ line, the report line on stdout and in -o files (with and without -R), the
 fatal messages of a few bad command lines; and that IPv4, IPv6 and IPv6
 link-local all measure a live gateway (loss 0, a sane latency)."""
 
+import math
 import os
 import re
 import subprocess
@@ -131,7 +132,8 @@ def test_report_interval_does_not_drift(plain_binary, topo, spawn):
     wait_until(lambda: len(dp.out()) >= 11, 10, "eleven report lines")
     times = [t for t, _ in dp.out_timed()][:11]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.1 < g < 0.3 for g in gaps), gaps
+    # Read times: a loaded machine delays a read, never skips a line.
+    assert all(0.0 < g < 0.6 for g in gaps), gaps
     # Ten intervals of 200 ms: a drifting loop would add its own time.
     # The times are when the test read each line, so the period is
     # fitted: one late read on a loaded machine moves it little.
@@ -175,12 +177,14 @@ def test_output_file_rewound(binary, topo, tmp_path, spawn):
 
     def sample():
         # A rewrite is lseek + write + ftruncate: a read can fall between
-        # them once in a long while; a moment later it must be one line.
-        for _ in range(2):
+        # them, and a report thread preempted there (TSan) keeps the
+        # file mixed for a while; within 50 ms it must be one line.
+        for _ in range(10):
             with open(out) as f:
                 text = f.read()
             if text.count("\n") == 1 and text.endswith("\n"):
                 return text
+            time.sleep(0.005)
         return text
 
     def enough():
@@ -531,15 +535,30 @@ def test_send_interval_does_not_drift(plain_binary, topo, spawn):
     times = [float(line.split()[0]) for line in sniffer.out()[1:102]]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(0.0 < g < 0.1 for g in gaps), gaps
-    # Each send's deadline number: a sender stalled past a whole interval
-    # (a loaded machine) skips that deadline instead of bursting, which
-    # shows as a gap of two intervals.  Drift within one gap is tiny, so
-    # rounding each gap cannot hide it.
-    slots = [0]
-    for gap in gaps:
-        slots.append(slots[-1] + max(1, round(gap / 0.020)))
-    # Least-squares period over 101 sends: robust to a few late wakes.
+    # A drift shows in the median gap, whatever a few late wakes do.
+    median_gap = sorted(gaps)[len(gaps) // 2]
+    assert abs(median_gap - 0.020) < 15e-6, \
+        "median gap %.1f us, not 20000 us" % (median_gap * 1e6)
+    # Each send's deadline number.  Sends are never early, only late: a
+    # wake up to 18 ms late stays on its deadline, and a sender stalled
+    # past a whole interval (a loaded machine) skips a deadline instead
+    # of bursting.  The deadlines' phase is the sends' circular mean, as
+    # the first send may itself be late.
+    offsets = [t - times[0] for t in times]
+    angles = [2 * math.pi * o / 0.020 for o in offsets]
+    phase = 0.020 * math.atan2(sum(map(math.sin, angles)),
+                               sum(map(math.cos, angles))) / (2 * math.pi)
+    slots = [math.floor((o - phase) / 0.020 + 0.1) for o in offsets]
+    assert all(a < b for a, b in zip(slots, slots[1:])), \
+        "two sends on one deadline: %r" % gaps
+    # Least-squares period over 101 sends, fitted again without the
+    # late wakes (more than 1 ms off the line), which drift is not.
     period = fitted_period(slots, times)
+    base = sum(t - s * period for s, t in zip(slots, times)) / len(times)
+    kept = [(s, t) for s, t in zip(slots, times)
+            if abs(t - base - s * period) < 0.001]
+    assert len(kept) > len(times) // 2, "most sends were late: %r" % gaps
+    period = fitted_period([s for s, _ in kept], [t for _, t in kept])
     assert abs(period - 0.020) < 20e-6, \
         "fitted send period %.1f us, not 20000 us" % (period * 1e6)
     print("fitted send period at -s 20m: %.2f us" % (period * 1e6))
@@ -565,9 +584,13 @@ def test_latency_stddev_and_latency_alarm(binary, topo, tmp_path, spawn):
         # Twenty answered requests fill the 2 s window.
         wait_until(lambda: spoofed(spoofer).get("delayed", 0) >= 22, 10,
                    "a window of delayed replies")
-        avg, sd, loss = netns.status_numbers(netns.query_status(sock))
-        assert 19500 <= avg <= 24000, "average %d us, not ~20 ms" % avg
-        assert 8500 <= sd <= 12000, "stddev %d us, not ~10 ms" % sd
+        # Polled: a reply that our spoofer sent late (descheduled) skews
+        # the window until it leaves it 2 s later.
+        line = netns.wait_status_line(
+            sock, lambda line: 19500 <= netns.status_numbers(line)[0] <= 24000
+            and 8500 <= netns.status_numbers(line)[1] <= 12000, 5,
+            "average ~20 ms and stddev ~10 ms")
+        avg, sd, loss = netns.status_numbers(line)
         print("10/30 ms replies: average %d us, stddev %d us" % (avg, sd))
         assert loss == 0
         assert alert_calls(tmp_path) == []
