@@ -316,6 +316,12 @@ def wait_status_line(path, predicate=bool, timeout=10,
         raise AssertionError("%s (last status %r)" % (err, last[0]))
 
 
+def answer_limit(binary):
+    """How long one status query may take: 200 ms, or 500 ms under a
+    sanitizer."""
+    return 0.2 if binary == VARIANT_PATHS["plain"] else 0.5
+
+
 def status_numbers(line):
     """(latency_us, stddev_us, loss_pct) from a status/report line."""
     parts = line.split()

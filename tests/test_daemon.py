@@ -253,20 +253,34 @@ def reaped(tmp_path):
 
 
 def pidfile_pid(path, timeout=10):
-    """The pid in a pid file once it is completely written."""
+    """The pid in a pid file once it is completely written and the daemon
+    has let go of it (it holds a lock from open to close; a start that
+    finds the lock held says "in use by another process" instead of
+    naming the pid)."""
     def written():
         text = read_file(path)
-        if text and text.endswith("\n"):
-            return text
-        return None
+        if not text or not text.endswith("\n"):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        finally:
+            os.close(fd)
+        return text
     text = wait_until(written, timeout, "pid file %s" % path)
     assert re.fullmatch(r"[1-9][0-9]*\n", text), \
         "pid file is not '%%u\\n': %r" % text
     return int(text)
 
 
-def launch_timeout(binary):
-    return 1.0 if binary.endswith("/dpinger") else 5.0
+# How long the launcher may take to fork and exit: `ip netns exec` (which
+# remounts sysfs) and a sanitizer runtime's start-up on a loaded machine.
+LAUNCH_TIMEOUT = 5.0
 
 
 def pfsense_args(directory, topo, gw="WAN_DHCP", alert=None, extra=(),
@@ -335,7 +349,7 @@ def test_pfsense_command_line_daemonises(binary, topo, tmp_path, short_dir,
                                        family=family)
     run = reaped(binary, args, ns=topo.fw)
 
-    status, exited = run.wait_launcher(launch_timeout(binary))
+    status, exited = run.wait_launcher(LAUNCH_TIMEOUT)
     assert status == 0, "launcher exit %d: %s" % (status, run.err())
     pid = pidfile_pid(pidpath)
     run.killed.append(pid)
@@ -384,7 +398,7 @@ def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
     run = reaped(binary, ["-i", "GW", "-s", "100m", "-r", "200m",
                           "-t", "2s", "-p", pidpath, "-B", V4_FW, V4_GW],
                  ns=topo.fw)
-    status, _ = run.wait_launcher(launch_timeout(binary))
+    status, _ = run.wait_launcher(LAUNCH_TIMEOUT)
     assert status == 0, run.err()
     pid = pidfile_pid(pidpath)
     run.killed.append(pid)
@@ -418,13 +432,13 @@ def test_second_instance_refused_while_first_lives(binary, topo, tmp_path,
                                                    short_dir, reaped):
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(launch_timeout(binary))[0] == 0, first.err()
+    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, first.err()
     pid = pidfile_pid(pidpath)
     first.killed.append(pid)
 
     # The same command again, as setup_gateways_monitor() would.
     second = reaped(binary, args, ns=topo.fw, name="second")
-    status, _ = second.wait_launcher(launch_timeout(binary))
+    status, _ = second.wait_launcher(LAUNCH_TIMEOUT)
     assert status == 1
     # Fatal before the fork reaches stderr even with -S.
     assert second.err().splitlines() == [
@@ -460,7 +474,7 @@ def test_stale_pid_file_reused(binary, topo, tmp_path, short_dir, reaped,
     with open(pidpath, "w") as f:
         f.write(content)
     run = reaped(binary, args, ns=topo.fw)
-    status, _ = run.wait_launcher(launch_timeout(binary))
+    status, _ = run.wait_launcher(LAUNCH_TIMEOUT)
     assert status == 0, run.err()
 
     def rewritten():
@@ -483,14 +497,14 @@ def test_pid_file_free_again_after_sigterm(binary, topo, tmp_path, short_dir,
     command at once must start."""
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(launch_timeout(binary))[0] == 0
+    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0
     pid = pidfile_pid(pidpath)
     first.killed.append(pid)
     os.kill(pid, signal.SIGTERM)
     assert first.wait_exit(pid, 5)[0] == 0
 
     second = reaped(binary, args, ns=topo.fw, name="second")
-    assert second.wait_launcher(launch_timeout(binary))[0] == 0, \
+    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, \
         second.err()
     pid2 = pidfile_pid(pidpath)
     second.killed.append(pid2)
@@ -557,7 +571,9 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
     assert all(re.fullmatch(r"0|[1-9][0-9]*", f) for f in call[-3:]), call
     avg, _, loss = (int(f) for f in call[-3:])
     assert loss > 20 and avg > 0, call
-    assert alarm_line(ident, "Alarm", call) in dp.err(), dp.err()
+    # Logged before the command runs, but our reader may lag behind.
+    dp.wait_err("^%s$" % re.escape(alarm_line(ident, "Alarm", call)),
+                timeout=5)
 
     restore(topo)
 
@@ -577,7 +593,10 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
     line = alarm_line(ident, "Clear", call)
     dp.wait_err("^" + re.escape(line) + "$", timeout=2)
     clear_at = [t for t, text in dp.err_timed() if text == line][0]
-    assert clear_at - below >= 0.85, \
+    # Without a hold the Clear would follow within one check (100 ms);
+    # below is read late by up to a poll, and a stalled alert thread
+    # catches up on overdue checks, so the bound is not the full 1 s.
+    assert clear_at - below >= 0.6, \
         "cleared %.3fs after the loss went under the threshold; hold 1 s" \
         % (clear_at - below)
     assert cleared - below < 5
@@ -627,7 +646,7 @@ def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, short_dir,
     args, pidpath, sock = pfsense_args(short_dir, topo, alert=alert,
                                        extra=FAST_ALARM)
     run = reaped(binary, args, ns=topo.fw)
-    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
     pid = pidfile_pid(pidpath)
     run.killed.append(pid)
     wait_ready_status(sock, "WAN_DHCP")
@@ -653,13 +672,18 @@ def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, short_dir,
     # The alert command outlives the daemon (as with upstream's system()),
     # but it holds none of the daemon's sockets or files: only 0, 1, 2.
     assert run.alive(apid) and os.path.exists("/proc/%d" % apid)
-    fds = fd_targets(apid)
-    assert sorted(fds) == [0, 1, 2], fds
+    # Polled: sleep's own start-up (loader, locale) opens and closes
+    # files just after its name appears.
+    try:
+        fds = wait_until(lambda: sorted(fd_targets(apid)) == [0, 1, 2] and
+                         fd_targets(apid), 2, "the alert command's fds")
+    except AssertionError:
+        raise AssertionError("alert command holds %r" % fd_targets(apid))
     assert listener not in fds.values()
 
     # The next start (same pid file, same socket) works at once.
     second = reaped(binary, args, ns=topo.fw, name="second")
-    assert second.wait_launcher(launch_timeout(binary))[0] == 0, \
+    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, \
         second.err()
     pid2 = pidfile_pid(pidpath)
     second.killed.append(pid2)
@@ -689,11 +713,17 @@ def test_signal_exit_foreground(binary, topo, tmp_path, spawn, signame):
             line)[0] > 0, 10, "a first reply")
         outage(topo)
         wait_until(lambda: alert_pids(tmp_path), 10, "the alert command")
+        # A blocking wait (Popen.wait with a timeout polls with sleeps of
+        # up to 50 ms, which would eat half the budget); a timer kills a
+        # daemon that does not exit.
+        watchdog = threading.Timer(5, dp.proc.kill)
+        watchdog.start()
         t0 = time.monotonic()
         dp.signal(signum)
-        dp.proc.wait(5)
+        dp.proc.wait()
         took = time.monotonic() - t0
-        assert dp.proc.returncode == 0
+        watchdog.cancel()
+        assert dp.proc.returncode == 0, "no exit within 5 s"
         assert took < exit_limit(binary), "exit took %.3fs" % took
         assert not os.path.exists(pidpath) and not os.path.exists(sock)
     finally:
@@ -717,7 +747,7 @@ def test_relative_paths_after_chdir(binary, topo, tmp_path, reaped):
     run = reaped(binary, ["-i", "GW", "-r", "0", "-p", "rel.pid", "-u",
                           "rel.sock", "-s", "100m", "-t", "2s", V4_GW],
                  ns=topo.fw, cwd=tmp_path)
-    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
     pidpath = os.path.join(str(tmp_path), "rel.pid")
     sock = os.path.join(str(tmp_path), "rel.sock")
     pid = pidfile_pid(pidpath)
@@ -742,7 +772,7 @@ def test_restart_after_sigkill(binary, topo, tmp_path, short_dir, reaped):
     command starts again over both."""
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(launch_timeout(binary))[0] == 0
+    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0
     pid = pidfile_pid(pidpath)
     first.killed.append(pid)
     os.kill(pid, signal.SIGKILL)
@@ -752,7 +782,7 @@ def test_restart_after_sigkill(binary, topo, tmp_path, short_dir, reaped):
         netns.query_status(sock)
 
     second = reaped(binary, args, ns=topo.fw, name="second")
-    assert second.wait_launcher(launch_timeout(binary))[0] == 0, \
+    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, \
         second.err()
 
     def rewritten():
@@ -859,7 +889,7 @@ def test_syslog_with_S(binary, topo, tmp_path, short_dir, reaped, syslog):
     topo.wait_path("v4")
     args, pidpath, sock = pfsense_args(short_dir, topo)
     run = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap)
-    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
     pid = pidfile_pid(pidpath)
     run.killed.append(pid)
     startup = ("send_interval 500ms  loss_interval 2000ms  time_period "
@@ -872,7 +902,7 @@ def test_syslog_with_S(binary, topo, tmp_path, short_dir, reaped, syslog):
 
     second = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap,
                     name="second")
-    assert second.wait_launcher(launch_timeout(binary))[0] == 1
+    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 1
     refusal = "pid file %s is in use by process %d" % (pidpath, pid)
     prio, pid2, _ = syslog.wait(refusal)
     assert prio == LOG_DAEMON | LOG_ERR and pid2 == second.launcher
@@ -904,7 +934,7 @@ def test_started_with_std_fd_closed(binary, topo, tmp_path, short_dir,
     args, pidpath, sock = pfsense_args(short_dir, topo, extra=(
         "-s", "100m", "-l", "300m", "-t", "10s"))
     run = reaped(binary, args, ns=topo.fw, close=(closed,))
-    assert run.wait_launcher(launch_timeout(binary))[0] == 0, run.err()
+    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
     started = time.monotonic()
     pid = pidfile_pid(pidpath)
     run.killed.append(pid)
@@ -958,7 +988,8 @@ def test_full_stdout_pipe_blocks_nothing_else(binary, topo, tmp_path,
             t0 = time.monotonic()
             line = netns.query_status(sock)
             worst = max(worst, time.monotonic() - t0)
-        assert worst < 0.2, "status took %.3fs" % worst
+        assert worst < netns.answer_limit(binary), \
+            "status took %.3fs" % worst
         # 2 s after the pipe filled, the probes have gone on: loss 0.
         full_at = time.monotonic()
         wait_until(lambda: time.monotonic() - full_at > 2.0 and
