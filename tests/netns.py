@@ -316,6 +316,12 @@ def wait_status_line(path, predicate=bool, timeout=10,
         raise AssertionError("%s (last status %r)" % (err, last[0]))
 
 
+def wait_status(path, predicate, timeout, what):
+    """wait_status_line on the numbers; (latency_us, stddev_us, loss_pct)."""
+    return status_numbers(wait_status_line(
+        path, lambda line: predicate(status_numbers(line)), timeout, what))
+
+
 def answer_limit(binary):
     """How long one status query may take: 200 ms, or 500 ms under a
     sanitizer."""

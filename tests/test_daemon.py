@@ -207,6 +207,15 @@ class Reaped:
         wait_until(lambda: self.launcher, 5, "the reaper to launch")
         return self.wait_exit(self.launcher, timeout)
 
+    def daemon_pid(self, pidpath):
+        """The launcher exits 0; the daemon's pid from its pid file, killed
+        at the end if it still lives."""
+        status, _ = self.wait_launcher(LAUNCH_TIMEOUT)
+        assert status == 0, "launcher exit %d: %s" % (status, self.err())
+        pid = pidfile_pid(pidpath)
+        self.killed.append(pid)
+        return pid
+
     def alive(self, pid):
         with self.lock:
             return pid not in self.exits
@@ -309,20 +318,15 @@ def pfsense_args(directory, topo, gw="WAN_DHCP", alert=None, extra=(),
 def wait_ready_status(sock, gw, timeout=10):
     """pfSense's reading: four fields, identifier first; waits until a
     reply has been counted (latency > 0) and nothing is lost."""
-    def ready():
-        try:
-            line = netns.query_status(sock)
-        except OSError:
-            return None
+    def ready(line):
         fields = line.split(" ")
         assert len(fields) == 4, "status is not four fields: %r" % line
         assert fields[0] == gw
         assert all(re.fullmatch(r"0|[1-9][0-9]*", f) for f in fields[1:]), \
             "status fields are not integers: %r" % line
-        if int(fields[1]) > 0 and int(fields[3]) == 0:
-            return line
-        return None
-    return wait_until(ready, timeout, "a ready status line on %s" % sock)
+        return int(fields[1]) > 0 and int(fields[3]) == 0
+    return netns.wait_status_line(sock, ready, timeout,
+                                  "a ready status line on %s" % sock)
 
 
 # ---------------------------------------------------------------------
@@ -349,10 +353,7 @@ def test_pfsense_command_line_daemonises(binary, topo, tmp_path, short_dir,
                                        family=family)
     run = reaped(binary, args, ns=topo.fw)
 
-    status, exited = run.wait_launcher(LAUNCH_TIMEOUT)
-    assert status == 0, "launcher exit %d: %s" % (status, run.err())
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
+    pid = run.daemon_pid(pidpath)
     assert pid != run.launcher, "the pid file names the launcher"
     assert run.alive(pid)
 
@@ -398,10 +399,7 @@ def test_daemon_keeps_stdout_and_stderr(binary, topo, tmp_path, reaped):
     run = reaped(binary, ["-i", "GW", "-s", "100m", "-r", "200m",
                           "-t", "2s", "-p", pidpath, "-B", V4_FW, V4_GW],
                  ns=topo.fw)
-    status, _ = run.wait_launcher(LAUNCH_TIMEOUT)
-    assert status == 0, run.err()
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
+    pid = run.daemon_pid(pidpath)
 
     def reported():
         lines = run.out().splitlines()
@@ -432,9 +430,7 @@ def test_second_instance_refused_while_first_lives(binary, topo, tmp_path,
                                                    short_dir, reaped):
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, first.err()
-    pid = pidfile_pid(pidpath)
-    first.killed.append(pid)
+    pid = first.daemon_pid(pidpath)
 
     # The same command again, as setup_gateways_monitor() would.
     second = reaped(binary, args, ns=topo.fw, name="second")
@@ -497,17 +493,12 @@ def test_pid_file_free_again_after_sigterm(binary, topo, tmp_path, short_dir,
     command at once must start."""
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0
-    pid = pidfile_pid(pidpath)
-    first.killed.append(pid)
+    pid = first.daemon_pid(pidpath)
     os.kill(pid, signal.SIGTERM)
     assert first.wait_exit(pid, 5)[0] == 0
 
     second = reaped(binary, args, ns=topo.fw, name="second")
-    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, \
-        second.err()
-    pid2 = pidfile_pid(pidpath)
-    second.killed.append(pid2)
+    pid2 = second.daemon_pid(pidpath)
     assert pid2 != pid
     assert netns.query_status(sock).startswith("WAN_DHCP ")
     os.kill(pid2, signal.SIGTERM)
@@ -557,8 +548,7 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
         V4_GW]
     dp = spawn(binary, args, ns=topo.fw, env=SAN_ENV)
 
-    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[0]
-                           > 0, 10, "a first reply")
+    netns.wait_status(sock, lambda n: n[0] > 0, 10, "a first reply")
     assert alert_calls(tmp_path) == []
 
     outage(topo)
@@ -579,8 +569,8 @@ def test_alarm_and_clear_on_outage(binary, topo, tmp_path, spawn, ident):
 
     # The loss goes back under 20 % as lost slots leave the 2 s window;
     # the alarm is held 1 s (10 checks) after that.
-    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[2]
-                           <= 20, 10, "loss <= 20 % after the outage")
+    netns.wait_status(sock, lambda n: n[2] <= 20, 10,
+                      "loss <= 20 % after the outage")
     below = time.monotonic()
     calls = wait_until(lambda: len(alert_calls(tmp_path)) >= 2 and
                        alert_calls(tmp_path), 10, "the alert command (clear)")
@@ -646,9 +636,7 @@ def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, short_dir,
     args, pidpath, sock = pfsense_args(short_dir, topo, alert=alert,
                                        extra=FAST_ALARM)
     run = reaped(binary, args, ns=topo.fw)
-    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
+    pid = run.daemon_pid(pidpath)
     wait_ready_status(sock, "WAN_DHCP")
     listener = socket_inode(pid, sock)
     assert listener is not None
@@ -683,10 +671,7 @@ def test_sigterm_while_alert_command_runs(binary, topo, tmp_path, short_dir,
 
     # The next start (same pid file, same socket) works at once.
     second = reaped(binary, args, ns=topo.fw, name="second")
-    assert second.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, \
-        second.err()
-    pid2 = pidfile_pid(pidpath)
-    second.killed.append(pid2)
+    pid2 = second.daemon_pid(pidpath)
     assert netns.query_status(sock).startswith("WAN_DHCP ")
     os.kill(pid2, signal.SIGTERM)
     assert second.wait_exit(pid2, 5)[0] == 0
@@ -709,8 +694,7 @@ def test_signal_exit_foreground(binary, topo, tmp_path, spawn, signame):
                ns=topo.fw, env=SAN_ENV)
     try:
         assert pidfile_pid(pidpath) == dp.pid
-        netns.wait_status_line(sock, lambda line: netns.status_numbers(
-            line)[0] > 0, 10, "a first reply")
+        netns.wait_status(sock, lambda n: n[0] > 0, 10, "a first reply")
         outage(topo)
         wait_until(lambda: alert_pids(tmp_path), 10, "the alert command")
         # A blocking wait (Popen.wait with a timeout polls with sleeps of
@@ -747,11 +731,9 @@ def test_relative_paths_after_chdir(binary, topo, tmp_path, reaped):
     run = reaped(binary, ["-i", "GW", "-r", "0", "-p", "rel.pid", "-u",
                           "rel.sock", "-s", "100m", "-t", "2s", V4_GW],
                  ns=topo.fw, cwd=tmp_path)
-    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
     pidpath = os.path.join(str(tmp_path), "rel.pid")
     sock = os.path.join(str(tmp_path), "rel.sock")
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
+    pid = run.daemon_pid(pidpath)
     assert os.readlink("/proc/%d/cwd" % pid) == "/"
     assert netns.query_status(sock).startswith("GW ")
     os.unlink(sock)
@@ -772,9 +754,7 @@ def test_restart_after_sigkill(binary, topo, tmp_path, short_dir, reaped):
     command starts again over both."""
     args, pidpath, sock = pfsense_args(short_dir, topo)
     first = reaped(binary, args, ns=topo.fw, name="first")
-    assert first.wait_launcher(LAUNCH_TIMEOUT)[0] == 0
-    pid = pidfile_pid(pidpath)
-    first.killed.append(pid)
+    pid = first.daemon_pid(pidpath)
     os.kill(pid, signal.SIGKILL)
     assert first.wait_exit(pid, 5)[0] == -signal.SIGKILL
     assert os.path.exists(pidpath) and os.path.exists(sock)
@@ -889,9 +869,7 @@ def test_syslog_with_S(binary, topo, tmp_path, short_dir, reaped, syslog):
     topo.wait_path("v4")
     args, pidpath, sock = pfsense_args(short_dir, topo)
     run = reaped(binary, args, ns=topo.fw, wrap=syslog.wrap)
-    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
+    pid = run.daemon_pid(pidpath)
     startup = ("send_interval 500ms  loss_interval 2000ms  time_period "
                "60000ms  report_interval 0ms  data_len 1  alert_interval "
                "1000ms  latency_alarm 500ms  loss_alarm 20%  alarm_hold "
@@ -934,10 +912,8 @@ def test_started_with_std_fd_closed(binary, topo, tmp_path, short_dir,
     args, pidpath, sock = pfsense_args(short_dir, topo, extra=(
         "-s", "100m", "-l", "300m", "-t", "10s"))
     run = reaped(binary, args, ns=topo.fw, close=(closed,))
-    assert run.wait_launcher(LAUNCH_TIMEOUT)[0] == 0, run.err()
+    pid = run.daemon_pid(pidpath)
     started = time.monotonic()
-    pid = pidfile_pid(pidpath)
-    run.killed.append(pid)
     fds = fd_targets(pid)
     assert fds.get(closed, "/dev/null") == "/dev/null", \
         "fd %d of the daemon is %s" % (closed, fds.get(closed))

@@ -586,11 +586,9 @@ def test_latency_stddev_and_latency_alarm(binary, topo, tmp_path, spawn):
                    "a window of delayed replies")
         # Polled: a reply that our spoofer sent late (descheduled) skews
         # the window until it leaves it 2 s later.
-        line = netns.wait_status_line(
-            sock, lambda line: 19500 <= netns.status_numbers(line)[0] <= 24000
-            and 8500 <= netns.status_numbers(line)[1] <= 12000, 5,
-            "average ~20 ms and stddev ~10 ms")
-        avg, sd, loss = netns.status_numbers(line)
+        avg, sd, loss = netns.wait_status(
+            sock, lambda n: 19500 <= n[0] <= 24000 and 8500 <= n[1] <= 12000,
+            5, "average ~20 ms and stddev ~10 ms")
         print("10/30 ms replies: average %d us, stddev %d us" % (avg, sd))
         assert loss == 0
         assert alert_calls(tmp_path) == []

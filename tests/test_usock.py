@@ -65,8 +65,7 @@ def timed_query(sock):
 def test_concurrent_clients(binary, topo, tmp_path, spawn):
     topo.wait_path("v4")
     dp, sock = start(binary, topo, tmp_path, spawn)
-    netns.wait_status_line(sock, lambda line: netns.status_numbers(line)[0]
-                           > 0, 10, "a first reply")
+    netns.wait_status(sock, lambda n: n[0] > 0, 10, "a first reply")
     clients = 16
     barrier = threading.Barrier(clients)
     results = [None] * clients

@@ -114,8 +114,7 @@ def main():
         dp = netns.Dpinger(args.binary, ["-s", "500m", "-r", "0", "-u",
                                          sock] + topo.args_for("ll"),
                            ns=topo.fw)
-        netns.wait_status_line(sock, lambda line: netns.status_numbers(
-            line)[0] > 0, 10, "first replies")
+        netns.wait_status(sock, lambda n: n[0] > 0, 10, "first replies")
 
         hosts = ["198.51.100.%d" % i for i in range(1, 255)]
         routes, n_routes = batch_file(

@@ -103,12 +103,7 @@ def status(sock):
     return netns.status_numbers(netns.query_status(sock))
 
 
-def wait_status(sock, predicate, timeout, what):
-    """Poll the status socket until predicate(numbers); the numbers."""
-    line = netns.wait_status_line(
-        sock, lambda line: predicate(netns.status_numbers(line)), timeout,
-        what)
-    return netns.status_numbers(line)
+wait_status = netns.wait_status
 
 
 def healthy(numbers):
