@@ -49,33 +49,24 @@ PFSSH=$ROOT/usr/local/sbin/pfSsh.php
 VERIFY_TIMEOUT=${DPINGER_VERIFY_TIMEOUT:-30}
 PKG_NAME=dpinger
 
+# say, warn, sha256_of and atomic_copy live beside this script.
+COMMON=$(dirname "$0")/common.sh
+if [ ! -r "$COMMON" ]; then
+	echo "$PROG: $COMMON is missing: copy it beside this script" >&2
+	exit 2
+fi
+# shellcheck source=port/pfsense/common.sh disable=SC1091
+. "$COMMON"
+
 # What this run changed, so that a failure can undo exactly that.
 made_state_dir=no
 saved_stock=no
 replaced_binary=no
 locked_pkg=no
 
-say() {
-	echo "$PROG: $*"
-}
-
-warn() {
-	echo "$PROG: $*" >&2
-}
-
 usage() {
 	echo "usage: $0 [--install] [NEW_BINARY] | --rollback | --status" >&2
 	exit 2
-}
-
-sha256_of() {
-	if command -v sha256 >/dev/null 2>&1; then
-		sha256 -q "$1"
-	elif command -v sha256sum >/dev/null 2>&1; then
-		sha256sum "$1" | cut -d ' ' -f 1
-	else
-		return 1
-	fi
 }
 
 # The usage line of a dpinger binary (it prints usage and exits 1 on -h;
@@ -114,30 +105,6 @@ saved_sum() {
 
 pkg_locked() {
 	[ "$(pkg query '%k' "$PKG_NAME" 2>/dev/null)" = 1 ]
-}
-
-# Copy $1 over $2 atomically: a temporary file in $2's directory, then a
-# rename, so that a reader sees the old file or the new one, never half.
-# Mode "keep" copies mode, owner and times too (cp -p): the saved stock
-# binary goes back exactly as it was.
-atomic_copy() {
-	_src=$1
-	_dst=$2
-	_mode=$3
-	_tmp=$(dirname "$_dst")/.$(basename "$_dst").new.$$
-	rm -f "$_tmp"
-	if [ "$_mode" = keep ]; then
-		cp -p "$_src" "$_tmp"
-		_rc=$?
-	else
-		cp "$_src" "$_tmp" && chmod "$_mode" "$_tmp"
-		_rc=$?
-	fi
-	if [ "$_rc" -ne 0 ] || ! mv -f "$_tmp" "$_dst"; then
-		rm -f "$_tmp"
-		return 1
-	fi
-	return 0
 }
 
 # ------------------------------------------------------------------ #
