@@ -87,6 +87,17 @@
 #include <unistd.h>
 
 /*
+ * A #warning names a feature this platform lacks: loud in every build,
+ * but never what stops one under -Werror (gcc calls it -Wcpp, clang
+ * -W#warnings).
+ */
+#if defined(__clang__)
+#pragma clang diagnostic warning "-W#warnings"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic warning "-Wcpp"
+#endif
+
+/*
  * The platform ladder: one interface watcher per routing-socket flavour,
  * chosen here and nowhere else.
  */
@@ -2222,7 +2233,44 @@ static struct {
 	char		path[PATH_MAX];	/* absolute: we chdir("/") */
 } usock = { PTHREAD_MUTEX_INITIALIZER, -1, "" };
 
-/* Listening socket at path: unlink what is there, bind, 0666, listen. */
+/*
+ * Bind fd to sun with upstream's mode 0666, and never a chmod by path: a
+ * symlink (or a hard link) put in place of the new socket file between
+ * bind and chmod would hand its target's mode to whoever planted it.  The
+ * file is born with the mode: 0777 less the umask, on Linux and FreeBSD
+ * alike (fchmod on an unbound socket does not set it on both).  The umask
+ * belongs to the whole process, and other threads create files and spawn
+ * the alert command, so a child process sets it and binds our socket, the
+ * one it shares.  umask, bind and _exit are async-signal-safe: all a child
+ * of a threaded process may call.  errno travels in the exit status.
+ */
+static int
+usock_bind(int fd, const struct sockaddr_un *sun)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		(void)umask(0111);
+		_exit(bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ?
+		    0 : errno & 0xff);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status)) {
+		errno = EINTR;
+		return -1;
+	}
+	errno = WEXITSTATUS(status);
+	return errno == 0 ? 0 : -1;
+}
+
+/* Listening socket at path: unlink what is there (a symlink is removed,
+ * not followed), bind with mode 0666, listen. */
 static int
 usock_open(const char *path)
 {
@@ -2240,8 +2288,7 @@ usock_open(const char *path)
 	if (fd < 0)
 		return -1;
 	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, 0666) != 0 || listen(fd, 5) != 0) {
+	if (usock_bind(fd, &sun) != 0 || listen(fd, 5) != 0) {
 		int err = errno;
 
 		close(fd);
@@ -2269,7 +2316,8 @@ accept_cloexec(int fd)
 }
 
 /* Someone removed our file: put it back, or no one can read us again.
- * A file that is there but not ours (a newer instance's) is left alone. */
+ * A file that is there but not ours (a newer instance's, or a symlink,
+ * which is not followed) is left alone. */
 static void
 usock_check_path(void)
 {
@@ -2277,7 +2325,7 @@ usock_check_path(void)
 	int fd;
 
 	pthread_mutex_lock(&usock.lock);
-	if (stat(usock.path, &sb) != 0 && errno == ENOENT) {
+	if (lstat(usock.path, &sb) != 0 && errno == ENOENT) {
 		fd = usock_open(usock.path);
 		if (fd >= 0) {
 			close(usock.fd);
@@ -2306,19 +2354,55 @@ usock_answer(int client)
 	close(client);
 }
 
+/* accept() found no descriptor (EMFILE, ENFILE) or no memory: the client
+ * stays queued and poll() says so again at once.  Wait instead, 100 ms
+ * doubling to a second, so a full descriptor table never spins a core;
+ * log the first failure and the recovery, not each retry. */
+#define USOCK_BACKOFF_MIN_MSEC	100
+#define USOCK_BACKOFF_MAX_MSEC	1000
+
+static bool
+accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM;
+}
+
 static void *
 usock_thread(void *arg)
 {
 	uint64_t next_check = now_usec() + 1000000;
+	int backoff_msec = 0;
+	unsigned long starved = 0;
 
 	(void)arg;
 	for (;;) {
 		struct pollfd pfd = { usock.fd, POLLIN, 0 };
 		int client;
 
-		if (poll(&pfd, 1, 1000) > 0)
-			while ((client = accept_cloexec(usock.fd)) >= 0)
+		if (poll(&pfd, 1, 1000) > 0) {
+			while ((client = accept_cloexec(usock.fd)) >= 0) {
 				usock_answer(client);
+				if (starved > 0)
+					logmsg("%s%s: status socket answers"
+					    " again after %lu failed accepts",
+					    cfg.identifier, cfg.dest.text,
+					    starved);
+				starved = 0;
+				backoff_msec = 0;
+			}
+			if (accept_starved(errno)) {
+				if (starved++ == 0)
+					logmsg("%s%s: status socket: accept:"
+					    " %s", cfg.identifier,
+					    cfg.dest.text, strerror(errno));
+				backoff_msec = backoff_msec == 0 ?
+				    USOCK_BACKOFF_MIN_MSEC : backoff_msec * 2;
+				if (backoff_msec > USOCK_BACKOFF_MAX_MSEC)
+					backoff_msec = USOCK_BACKOFF_MAX_MSEC;
+				(void)poll(NULL, 0, backoff_msec);
+			}
+		}
 		if (now_usec() >= next_check) {
 			usock_check_path();
 			next_check = now_usec() + 1000000;
@@ -2405,7 +2489,7 @@ watch_ready(struct watch_state *ws, enum trigger why)
  * Apply one event; the trigger for a rebind, or TRIG_NONE.  Events for
  * other addresses and interfaces end here in a few comparisons.
  */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_apply(struct watch_state *ws, const struct ifev *ev)
 {
 	const char *scope = watched_scope();
@@ -2470,7 +2554,7 @@ watch_apply(struct watch_state *ws, const struct ifev *ev)
 
 /* Re-read the interfaces (start-up, and after the kernel dropped
  * messages).  A trigger when the address is back or moved. */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_resync(struct watch_state *ws)
 {
 	struct ifaddrs *list, *ifa;
@@ -2507,6 +2591,20 @@ watch_resync(struct watch_state *ws)
 
 #define WATCH_BUF_SIZE	16384
 #define WATCH_MAX_EVENTS 256
+#define WATCH_RCVBUF	(1 << 20)
+
+#if defined(WATCH_NETLINK) || defined(WATCH_PF_ROUTE)
+/* Room for a burst (an IPsec reload re-creates dozens of interfaces at
+ * once) on either platform's routing socket: what does not fit is an
+ * overflow, and costs a resync. */
+static void
+watch_rcvbuf(int fd)
+{
+	int size = WATCH_RCVBUF;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+#endif
 
 #if defined(WATCH_NETLINK)
 /*
@@ -2623,7 +2721,7 @@ static int
 watch_open(void)
 {
 	struct sockaddr_nl snl;
-	int fd, bufsize = 1 << 20;
+	int fd;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
@@ -2637,7 +2735,7 @@ watch_open(void)
 	if (cfg.bind_given)
 		snl.nl_groups |= cfg.bind.family == AF_INET ?
 		    RTMGRP_IPV4_IFADDR : RTMGRP_IPV6_IFADDR;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
+	watch_rcvbuf(fd);
 	watch_filter_attach(fd);
 	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0) {
 		close(fd);
@@ -2658,6 +2756,7 @@ watch_open(void)
 	fd = socket(PF_ROUTE, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	watch_rcvbuf(fd);
 #if defined(SO_RERROR)
 	/* Report dropped messages as ENOBUFS instead of losing them. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RERROR, &on, sizeof(on));
@@ -2738,7 +2837,11 @@ watch_thread(void *arg)
 /*
  * The pid file: created exclusively; an existing one is locked and reused
  * only if the process it names is gone.  The lock keeps a second instance
- * starting at the same moment out until our pid is written.
+ * starting at the same moment out until our pid is written: one that took
+ * it between our create and our lock found the file empty and goes on, so
+ * losing it is fatal here too.  A symlink at the path is never followed
+ * (O_EXCL does not follow it either): whatever it points at is not ours
+ * to truncate.
  */
 static int
 pidfile_open(const char *path)
@@ -2747,29 +2850,32 @@ pidfile_open(const char *path)
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd >= 0) {
-		(void)flock(fd, LOCK_EX | LOCK_NB);
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+			fatal("pid file %s is in use by another process",
+			    path);
 		return fd;
 	}
 	if (errno != EEXIST)
 		fatal("cannot create pid file %s: %s", path, strerror(errno));
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		fatal("cannot open pid file %s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
 		fatal("pid file %s is in use by another process", path);
 	n = read(fd, text, sizeof(text) - 1);
 	if (n > 0) {
-		unsigned long pid;
+		uint64_t pid;
 		const char *end;
 
 		text[n] = '\0';
 		if (parse_digits(text, &pid, &end) && pid > 0 &&
 		    pid <= INT_MAX && (*end == '\n' || *end == '\0') &&
 		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-			fatal("pid file %s is in use by process %lu", path,
-			    pid);
+			fatal("pid file %s is in use by process %" PRIu64,
+			    path, pid);
 	}
 	if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
 		fatal("cannot truncate pid file %s: %s", path,
@@ -2888,7 +2994,10 @@ int
 main(int argc, char *argv[])
 {
 	char err[256], line[1024];
-	int send_fd = -1, recv_fd = -1, pidfile_fd = -1, watch_fd = -1;
+	int send_fd = -1, recv_fd = -1, pidfile_fd = -1;
+#if defined(HAVE_WATCHER)
+	int watch_fd = -1;
+#endif
 	int pipefd[2], sig, openerr;
 	enum open_stage stage;
 	sigset_t sigs;
