@@ -148,7 +148,7 @@ struct addr_spec {
 	}		addr;
 	char		scope[IF_NAMESIZE];	/* "" when none */
 	const char	*arg;			/* the argument itself */
-	char		text[ADDR_TEXT_SIZE];	/* getnameinfo's numeric form */
+	char		text[ADDR_TEXT_SIZE];	/* getnameinfo's form */
 };
 
 struct config {
@@ -2255,8 +2255,8 @@ usock_bind(int fd, const struct sockaddr_un *sun)
 		return -1;
 	if (pid == 0) {
 		(void)umask(0111);
-		_exit(bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ?
-		    0 : errno & 0xff);
+		_exit(bind(fd, (const struct sockaddr *)sun,
+		    sizeof(*sun)) == 0 ? 0 : errno & 0xff);
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
