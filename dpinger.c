@@ -62,10 +62,12 @@
 #include <netinet/in.h>
 #include <netinet/icmp6.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,6 +85,17 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * A #warning names a feature this platform lacks: loud in every build,
+ * but never what stops one under -Werror (gcc calls it -Wcpp, clang
+ * -W#warnings).
+ */
+#if defined(__clang__)
+#pragma clang diagnostic warning "-W#warnings"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic warning "-Wcpp"
+#endif
 
 /*
  * The platform ladder: one interface watcher per routing-socket flavour,
@@ -118,9 +131,15 @@ extern char **environ;
 #define SOCKBUF_SIZE	(65535 + 256)
 #define IPV4_MAX_DATA	65507
 #define IPV6_MAX_DATA	65527
-#define TIME_MAX_MSEC	(86400U * 1000U * 365U)	/* a year is plenty */
+/* Times are milliseconds in 64 bits: any number of seconds that fits 32
+ * bits (136 years) is accepted in either unit, and ten times the largest
+ * (the default hold) is still exact in microseconds. */
+#define TIME_MAX_MSEC	(UINT64_C(0xffffffff) * 1000)
+#define ADDR_TEXT_SIZE	(INET6_ADDRSTRLEN + IF_NAMESIZE + 1)
 
-/* A numeric address with an optional %scope, kept as given. */
+/* A numeric address with an optional %scope.  The scope stays text and is
+ * resolved at every bind; text is how every log line and the alert
+ * command print the address. */
 struct addr_spec {
 	int		family;
 	union {
@@ -128,7 +147,8 @@ struct addr_spec {
 		struct in6_addr	v6;
 	}		addr;
 	char		scope[IF_NAMESIZE];	/* "" when none */
-	const char	*text;			/* the argument itself */
+	const char	*arg;			/* the argument itself */
+	char		text[ADDR_TEXT_SIZE];	/* getnameinfo's form */
 };
 
 struct config {
@@ -137,16 +157,16 @@ struct config {
 	bool		use_syslog;
 	bool		realtime_recv;
 	bool		heal;
-	unsigned int	send_interval_msec;
-	unsigned int	loss_interval_msec;	/* 0 until defaulted */
-	unsigned int	time_period_msec;
-	unsigned int	report_interval_msec;
-	unsigned int	alert_interval_msec;
-	unsigned int	latency_alarm_msec;
+	uint64_t	send_interval_msec;
+	uint64_t	loss_interval_msec;	/* 0 until defaulted */
+	uint64_t	time_period_msec;
+	uint64_t	report_interval_msec;
+	uint64_t	alert_interval_msec;
+	uint64_t	latency_alarm_msec;
 	unsigned int	loss_alarm_pct;
-	unsigned int	hold_interval_msec;	/* 0 until defaulted */
+	uint64_t	hold_interval_msec;	/* 0 until defaulted */
 	unsigned int	fail_count;
-	unsigned int	silence_msec;
+	uint64_t	silence_msec;
 	bool		silence_given;
 	size_t		data_len;
 	const char	*output_path;
@@ -239,12 +259,14 @@ static const char usage_text[] =
     " [-H hold_interval] [-C alert_cmd] [-i identifier] [-u usocket]"
     " [-p pidfile] [-F fail_count] [-W silence_time] dest_addr\n";
 
-/* Leading digits of s; *end is the first other byte.  false on overflow
- * or when there is no digit at all (an empty string is 0, as upstream). */
+/* Leading digits of s; *end is the first other byte.  false when there
+ * is no digit at all (an empty string is 0, as upstream).  A value too
+ * large for 64 bits is UINT64_MAX: every caller's limit is far below, so
+ * it says "too large", never something wrapped around. */
 static bool
-parse_digits(const char *s, unsigned long *value, const char **end)
+parse_digits(const char *s, uint64_t *value, const char **end)
 {
-	unsigned long v = 0;
+	uint64_t v = 0;
 
 	if (*s == '\0') {
 		*value = 0;
@@ -253,22 +275,25 @@ parse_digits(const char *s, unsigned long *value, const char **end)
 	}
 	if (*s < '0' || *s > '9')
 		return false;
-	while (*s >= '0' && *s <= '9') {
-		if (v > (ULONG_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (unsigned long)(*s - '0');
-		s++;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned int digit = (unsigned int)(*s - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
+			v = UINT64_MAX;
+		else
+			v = v * 10 + digit;
 	}
 	*value = v;
 	*end = s;
 	return true;
 }
 
-/* Time: digits, optional 'm' (milliseconds) or 's' (seconds). */
+/* Time: digits, optional 'm' (milliseconds) or 's' (seconds), at most
+ * TIME_MAX_MSEC: a larger value is invalid, never wrapped. */
 static bool
-parse_time_msec(const char *s, unsigned int *msec)
+parse_time_msec(const char *s, uint64_t *msec)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
@@ -282,7 +307,7 @@ parse_time_msec(const char *s, unsigned int *msec)
 		end++;
 	if (*end != '\0' || v > TIME_MAX_MSEC)
 		return false;
-	*msec = (unsigned int)v;
+	*msec = v;
 	return true;
 }
 
@@ -290,7 +315,7 @@ parse_time_msec(const char *s, unsigned int *msec)
 static bool
 parse_percent(const char *s, unsigned int *pct)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
@@ -303,32 +328,32 @@ parse_percent(const char *s, unsigned int *pct)
 	return true;
 }
 
-/* Length: digits, optional 'b' (bytes) or 'k' (x1024). */
+/* Length: digits, optional 'b' (bytes) or 'k' (x1024).  Any number is
+ * a length: one too large for a packet gets upstream's "data length too
+ * large" after parsing, so it is kept (saturated), not refused here. */
 static bool
 parse_length(const char *s, size_t *len)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
 		return false;
 	if (*end == 'k') {
-		if (v > 1024UL * 1024)
-			return false;
-		v *= 1024;
+		v = v > UINT64_MAX / 1024 ? UINT64_MAX : v * 1024;
 		end++;
 	} else if (*end == 'b')
 		end++;
-	if (*end != '\0' || v > 1024UL * 1024 * 1024)
+	if (*end != '\0')
 		return false;
-	*len = (size_t)v;
+	*len = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 	return true;
 }
 
 static bool
 parse_count(const char *s, unsigned int *count)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end) || *end != '\0' || v > 100000)
@@ -337,47 +362,12 @@ parse_count(const char *s, unsigned int *count)
 	return true;
 }
 
-/*
- * A numeric IPv4 or IPv6 address, IPv6 with an optional %scope (a name or
- * an index).  The scope is kept as text and resolved at every bind, because
- * an interface destroyed and created again gets a new index.
- */
-static bool
-parse_addr(const char *s, struct addr_spec *a)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *pct = strchr(s, '%');
-	size_t hostlen = pct ? (size_t)(pct - s) : strlen(s);
-
-	memset(a, 0, sizeof(*a));
-	a->text = s;
-	if (hostlen == 0 || hostlen >= sizeof(host))
-		return false;
-	memcpy(host, s, hostlen);
-	host[hostlen] = '\0';
-	if (pct == NULL && inet_pton(AF_INET, host, &a->addr.v4) == 1) {
-		a->family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &a->addr.v6) != 1)
-		return false;
-	a->family = AF_INET6;
-	if (pct != NULL) {
-		size_t len = strlen(pct + 1);
-
-		if (len == 0 || len >= sizeof(a->scope))
-			return false;
-		memcpy(a->scope, pct + 1, len + 1);
-	}
-	return true;
-}
-
 /* Interface index of a scope: a number is taken as is, a name is looked
  * up now.  0 when the interface does not exist (yet). */
 static unsigned int
 scope_index(const char *scope)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (scope[0] == '\0')
@@ -418,6 +408,85 @@ addr_sockaddr(const struct addr_spec *a, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* a->text: getnameinfo's numeric form of the address, with the scope's
+ * interface name; a scope whose interface is missing now is shown as
+ * given, so the line still names what we wait for. */
+static void
+addr_format(struct addr_spec *a)
+{
+	struct addr_spec plain = *a;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool resolved = addr_sockaddr(a, &ss, &len) == 0;
+	size_t n;
+
+	if (!resolved) {
+		plain.scope[0] = '\0';
+		(void)addr_sockaddr(&plain, &ss, &len);
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, a->text, sizeof(a->text),
+	    NULL, 0, NI_NUMERICHOST) != 0) {
+		(void)inet_ntop(a->family, &a->addr, a->text, sizeof(a->text));
+		resolved = false;
+	}
+	n = strlen(a->text);
+	if (!resolved && a->scope[0] != '\0' && strchr(a->text, '%') == NULL)
+		snprintf(a->text + n, sizeof(a->text) - n, "%%%s", a->scope);
+}
+
+/*
+ * A numeric IPv4 or IPv6 address as getaddrinfo(AI_NUMERICHOST) reads it,
+ * so with the C library's shorthands (10.1 is 10.0.0.1), IPv6 with an
+ * optional %scope (a name or an index).  The scope is kept as text and
+ * resolved at every bind, because an interface destroyed and created again
+ * gets a new index; getaddrinfo would refuse a name that does not exist
+ * yet.  A link-local address needs one: without it, it can never be
+ * reached or bound.
+ */
+static bool
+parse_addr(const char *s, struct addr_spec *a)
+{
+	char host[256];
+	const char *pct = strchr(s, '%');
+	size_t hostlen = pct ? (size_t)(pct - s) : strlen(s);
+	struct addrinfo hints, *res;
+
+	memset(a, 0, sizeof(*a));
+	a->arg = s;
+	if (hostlen == 0 || hostlen >= sizeof(host))
+		return false;
+	memcpy(host, s, hostlen);
+	host[hostlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = pct != NULL ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICHOST;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return false;
+	a->family = res->ai_family;
+	if (a->family == AF_INET)
+		memcpy(&a->addr.v4, &((struct sockaddr_in *)(void *)
+		    res->ai_addr)->sin_addr, sizeof(a->addr.v4));
+	else if (a->family == AF_INET6)
+		memcpy(&a->addr.v6, &((struct sockaddr_in6 *)(void *)
+		    res->ai_addr)->sin6_addr, sizeof(a->addr.v6));
+	freeaddrinfo(res);
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return false;
+	if (pct != NULL) {
+		size_t len = strlen(pct + 1);
+
+		if (len == 0 || len >= sizeof(a->scope))
+			return false;
+		memcpy(a->scope, pct + 1, len + 1);
+	} else if (a->family == AF_INET6 &&
+	    (IN6_IS_ADDR_LINKLOCAL(&a->addr.v6) ||
+	    IN6_IS_ADDR_MC_LINKLOCAL(&a->addr.v6)))
+		return false;
+	addr_format(a);
+	return true;
+}
+
 /* Sequence numbers wrap at the largest power-of-two multiple of the slot
  * count that fits 16 bits, so that seq % slots is always the slot. */
 static unsigned int
@@ -433,7 +502,7 @@ seq_limit_for(unsigned int slots)
 /* A time-valued option: false, with upstream's message in err, when it
  * does not parse (or is 0 where it must be positive). */
 static bool
-time_option(const char *arg, unsigned int *msec, bool positive,
+time_option(const char *arg, uint64_t *msec, bool positive,
     const char *what, char *err, size_t errlen)
 {
 	if (parse_time_msec(arg, msec) && (!positive || *msec > 0))
@@ -459,6 +528,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 {
 	int ch;
 	bool loss_given = false;
+	const char *bind_arg = NULL;
 
 	memset(c, 0, sizeof(*c));
 	c->send_interval_msec = 500;
@@ -495,7 +565,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			c->heal = false;
 			break;
 		case 'B':
-			c->bind.text = optarg;
+			bind_arg = optarg;
 			c->bind_given = true;
 			break;
 		case 's':
@@ -597,8 +667,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		snprintf(err, errlen, "no activity enabled");
 		return PARSE_ERROR;
 	}
-	if ((unsigned long)c->time_period_msec <=
-	    2UL * c->send_interval_msec + c->loss_interval_msec) {
+	if (c->time_period_msec <=
+	    2 * c->send_interval_msec + c->loss_interval_msec) {
 		snprintf(err, errlen, "the time period must be greater than"
 		    " twice the send interval plus the loss interval");
 		return PARSE_ERROR;
@@ -613,15 +683,10 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		    argv[optind]);
 		return PARSE_ERROR;
 	}
-	if (c->bind_given) {
-		const char *text = c->bind.text;
-
-		if (!parse_addr(text, &c->bind) ||
-		    c->bind.family != c->dest.family) {
-			snprintf(err, errlen, "invalid bind IP address %s",
-			    text);
-			return PARSE_ERROR;
-		}
+	if (c->bind_given && (!parse_addr(bind_arg, &c->bind) ||
+	    c->bind.family != c->dest.family)) {
+		snprintf(err, errlen, "invalid bind IP address %s", bind_arg);
+		return PARSE_ERROR;
 	}
 	if (c->dest.family == AF_INET && c->data_len > IPV4_MAX_DATA) {
 		snprintf(err, errlen, "data length too large for IPv4 -"
@@ -641,10 +706,11 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		c->hold_interval_msec = c->alert_interval_msec * 10;
 	if (!c->silence_given) {
 		c->silence_msec = 10000;
-		if (c->loss_interval_msec * 2UL > c->silence_msec)
+		if (c->loss_interval_msec * 2 > c->silence_msec)
 			c->silence_msec = c->loss_interval_msec * 2;
 	}
-	c->slot_count = c->time_period_msec / c->send_interval_msec;
+	c->slot_count = (unsigned int)(c->time_period_msec /
+	    c->send_interval_msec);
 	c->seq_limit = seq_limit_for(c->slot_count);
 	return PARSE_OK;
 }
@@ -653,10 +719,11 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 static void
 format_startup(char *buf, size_t len, const struct config *c)
 {
-	snprintf(buf, len, "send_interval %ums  loss_interval %ums  "
-	    "time_period %ums  report_interval %ums  data_len %zu  "
-	    "alert_interval %ums  latency_alarm %ums  loss_alarm %u%%  "
-	    "alarm_hold %ums  dest_addr %s  bind_addr %s  identifier \"%s\"",
+	snprintf(buf, len, "send_interval %" PRIu64 "ms  loss_interval %"
+	    PRIu64 "ms  time_period %" PRIu64 "ms  report_interval %" PRIu64
+	    "ms  data_len %zu  alert_interval %" PRIu64 "ms  latency_alarm %"
+	    PRIu64 "ms  loss_alarm %u%%  alarm_hold %" PRIu64 "ms  dest_addr"
+	    " %s  bind_addr %s  identifier \"%s\"",
 	    c->send_interval_msec, c->loss_interval_msec, c->time_period_msec,
 	    c->report_interval_msec, c->data_len, c->alert_interval_msec,
 	    c->latency_alarm_msec, c->loss_alarm_pct, c->hold_interval_msec,
@@ -2166,7 +2233,44 @@ static struct {
 	char		path[PATH_MAX];	/* absolute: we chdir("/") */
 } usock = { PTHREAD_MUTEX_INITIALIZER, -1, "" };
 
-/* Listening socket at path: unlink what is there, bind, 0666, listen. */
+/*
+ * Bind fd to sun with upstream's mode 0666, and never a chmod by path: a
+ * symlink (or a hard link) put in place of the new socket file between
+ * bind and chmod would hand its target's mode to whoever planted it.  The
+ * file is born with the mode: 0777 less the umask, on Linux and FreeBSD
+ * alike (fchmod on an unbound socket does not set it on both).  The umask
+ * belongs to the whole process, and other threads create files and spawn
+ * the alert command, so a child process sets it and binds our socket, the
+ * one it shares.  umask, bind and _exit are async-signal-safe: all a child
+ * of a threaded process may call.  errno travels in the exit status.
+ */
+static int
+usock_bind(int fd, const struct sockaddr_un *sun)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		(void)umask(0111);
+		_exit(bind(fd, (const struct sockaddr *)sun,
+		    sizeof(*sun)) == 0 ? 0 : errno & 0xff);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status)) {
+		errno = EINTR;
+		return -1;
+	}
+	errno = WEXITSTATUS(status);
+	return errno == 0 ? 0 : -1;
+}
+
+/* Listening socket at path: unlink what is there (a symlink is removed,
+ * not followed), bind with mode 0666, listen. */
 static int
 usock_open(const char *path)
 {
@@ -2184,8 +2288,7 @@ usock_open(const char *path)
 	if (fd < 0)
 		return -1;
 	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, 0666) != 0 || listen(fd, 5) != 0) {
+	if (usock_bind(fd, &sun) != 0 || listen(fd, 5) != 0) {
 		int err = errno;
 
 		close(fd);
@@ -2213,7 +2316,8 @@ accept_cloexec(int fd)
 }
 
 /* Someone removed our file: put it back, or no one can read us again.
- * A file that is there but not ours (a newer instance's) is left alone. */
+ * A file that is there but not ours (a newer instance's, or a symlink,
+ * which is not followed) is left alone. */
 static void
 usock_check_path(void)
 {
@@ -2221,7 +2325,7 @@ usock_check_path(void)
 	int fd;
 
 	pthread_mutex_lock(&usock.lock);
-	if (stat(usock.path, &sb) != 0 && errno == ENOENT) {
+	if (lstat(usock.path, &sb) != 0 && errno == ENOENT) {
 		fd = usock_open(usock.path);
 		if (fd >= 0) {
 			close(usock.fd);
@@ -2250,19 +2354,55 @@ usock_answer(int client)
 	close(client);
 }
 
+/* accept() found no descriptor (EMFILE, ENFILE) or no memory: the client
+ * stays queued and poll() says so again at once.  Wait instead, 100 ms
+ * doubling to a second, so a full descriptor table never spins a core;
+ * log the first failure and the recovery, not each retry. */
+#define USOCK_BACKOFF_MIN_MSEC	100
+#define USOCK_BACKOFF_MAX_MSEC	1000
+
+static bool
+accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM;
+}
+
 static void *
 usock_thread(void *arg)
 {
 	uint64_t next_check = now_usec() + 1000000;
+	int backoff_msec = 0;
+	unsigned long starved = 0;
 
 	(void)arg;
 	for (;;) {
 		struct pollfd pfd = { usock.fd, POLLIN, 0 };
 		int client;
 
-		if (poll(&pfd, 1, 1000) > 0)
-			while ((client = accept_cloexec(usock.fd)) >= 0)
+		if (poll(&pfd, 1, 1000) > 0) {
+			while ((client = accept_cloexec(usock.fd)) >= 0) {
 				usock_answer(client);
+				if (starved > 0)
+					logmsg("%s%s: status socket answers"
+					    " again after %lu failed accepts",
+					    cfg.identifier, cfg.dest.text,
+					    starved);
+				starved = 0;
+				backoff_msec = 0;
+			}
+			if (accept_starved(errno)) {
+				if (starved++ == 0)
+					logmsg("%s%s: status socket: accept:"
+					    " %s", cfg.identifier,
+					    cfg.dest.text, strerror(errno));
+				backoff_msec = backoff_msec == 0 ?
+				    USOCK_BACKOFF_MIN_MSEC : backoff_msec * 2;
+				if (backoff_msec > USOCK_BACKOFF_MAX_MSEC)
+					backoff_msec = USOCK_BACKOFF_MAX_MSEC;
+				(void)poll(NULL, 0, backoff_msec);
+			}
+		}
 		if (now_usec() >= next_check) {
 			usock_check_path();
 			next_check = now_usec() + 1000000;
@@ -2349,7 +2489,7 @@ watch_ready(struct watch_state *ws, enum trigger why)
  * Apply one event; the trigger for a rebind, or TRIG_NONE.  Events for
  * other addresses and interfaces end here in a few comparisons.
  */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_apply(struct watch_state *ws, const struct ifev *ev)
 {
 	const char *scope = watched_scope();
@@ -2414,7 +2554,7 @@ watch_apply(struct watch_state *ws, const struct ifev *ev)
 
 /* Re-read the interfaces (start-up, and after the kernel dropped
  * messages).  A trigger when the address is back or moved. */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_resync(struct watch_state *ws)
 {
 	struct ifaddrs *list, *ifa;
@@ -2451,6 +2591,20 @@ watch_resync(struct watch_state *ws)
 
 #define WATCH_BUF_SIZE	16384
 #define WATCH_MAX_EVENTS 256
+#define WATCH_RCVBUF	(1 << 20)
+
+#if defined(WATCH_NETLINK) || defined(WATCH_PF_ROUTE)
+/* Room for a burst (an IPsec reload re-creates dozens of interfaces at
+ * once) on either platform's routing socket: what does not fit is an
+ * overflow, and costs a resync. */
+static void
+watch_rcvbuf(int fd)
+{
+	int size = WATCH_RCVBUF;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+#endif
 
 #if defined(WATCH_NETLINK)
 /*
@@ -2567,7 +2721,7 @@ static int
 watch_open(void)
 {
 	struct sockaddr_nl snl;
-	int fd, bufsize = 1 << 20;
+	int fd;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
@@ -2581,7 +2735,7 @@ watch_open(void)
 	if (cfg.bind_given)
 		snl.nl_groups |= cfg.bind.family == AF_INET ?
 		    RTMGRP_IPV4_IFADDR : RTMGRP_IPV6_IFADDR;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
+	watch_rcvbuf(fd);
 	watch_filter_attach(fd);
 	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0) {
 		close(fd);
@@ -2602,6 +2756,7 @@ watch_open(void)
 	fd = socket(PF_ROUTE, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	watch_rcvbuf(fd);
 #if defined(SO_RERROR)
 	/* Report dropped messages as ENOBUFS instead of losing them. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RERROR, &on, sizeof(on));
@@ -2682,7 +2837,11 @@ watch_thread(void *arg)
 /*
  * The pid file: created exclusively; an existing one is locked and reused
  * only if the process it names is gone.  The lock keeps a second instance
- * starting at the same moment out until our pid is written.
+ * starting at the same moment out until our pid is written: one that took
+ * it between our create and our lock found the file empty and goes on, so
+ * losing it is fatal here too.  A symlink at the path is never followed
+ * (O_EXCL does not follow it either): whatever it points at is not ours
+ * to truncate.
  */
 static int
 pidfile_open(const char *path)
@@ -2691,29 +2850,32 @@ pidfile_open(const char *path)
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd >= 0) {
-		(void)flock(fd, LOCK_EX | LOCK_NB);
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+			fatal("pid file %s is in use by another process",
+			    path);
 		return fd;
 	}
 	if (errno != EEXIST)
 		fatal("cannot create pid file %s: %s", path, strerror(errno));
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		fatal("cannot open pid file %s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
 		fatal("pid file %s is in use by another process", path);
 	n = read(fd, text, sizeof(text) - 1);
 	if (n > 0) {
-		unsigned long pid;
+		uint64_t pid;
 		const char *end;
 
 		text[n] = '\0';
 		if (parse_digits(text, &pid, &end) && pid > 0 &&
 		    pid <= INT_MAX && (*end == '\n' || *end == '\0') &&
 		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-			fatal("pid file %s is in use by process %lu", path,
-			    pid);
+			fatal("pid file %s is in use by process %" PRIu64,
+			    path, pid);
 	}
 	if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
 		fatal("cannot truncate pid file %s: %s", path,
@@ -2832,7 +2994,10 @@ int
 main(int argc, char *argv[])
 {
 	char err[256], line[1024];
-	int send_fd = -1, recv_fd = -1, pidfile_fd = -1, watch_fd = -1;
+	int send_fd = -1, recv_fd = -1, pidfile_fd = -1;
+#if defined(HAVE_WATCHER)
+	int watch_fd = -1;
+#endif
 	int pipefd[2], sig, openerr;
 	enum open_stage stage;
 	sigset_t sigs;
@@ -2878,7 +3043,7 @@ main(int argc, char *argv[])
 		if (!cfg.heal || !errno_is_missing(openerr)) {
 			if (stage == STAGE_DEST_SCOPE)
 				fatal("invalid destination IP address %s",
-				    cfg.dest.text);
+				    cfg.dest.arg);
 			fatal("cannot bind send socket: %s",
 			    strerror(openerr));
 		}

@@ -248,6 +248,8 @@ def test_freebsd_watcher_uses_pf_route(tmp_path, arch):
     assert {"socket", "setsockopt"} <= opener, sorted(opener)
     assert "bind" not in opener     # netlink's watch_open binds, PF_ROUTE's
     # does not
+    # Issue 9: the routing socket gets the netlink one's receive buffer.
+    assert "watch_rcvbuf" in opener, sorted(opener)
 
 
 def test_linux_watcher_uses_netlink(tmp_path):
@@ -258,7 +260,7 @@ def test_linux_watcher_uses_netlink(tmp_path):
     thread, opener = watcher_calls(tmp_path, ["clang"], [])
     assert "rtmsg_parse_netlink" in thread, sorted(thread)
     assert "rtmsg_parse_bsd" not in thread
-    assert {"socket", "bind"} <= opener, sorted(opener)
+    assert {"socket", "bind", "watch_rcvbuf"} <= opener, sorted(opener)
 
 
 @needs_zig
@@ -346,6 +348,26 @@ def test_native_build_warning_free(tmp_path, compiler, opt):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_build_without_watcher(tmp_path, compiler):
+    """Issue 9: a platform with no routing-socket watcher (simulated: Linux
+    headers without __linux__; _GNU_SOURCE stands for a libc that declares
+    accept4 by default) still builds with -Werror, and says loudly what
+    it lacks."""
+    if shutil.which(compiler) is None:
+        pytest.skip("SKIPPED: %s is not installed" % compiler)
+    out = str(tmp_path / "dpinger")
+    proc = subprocess.run([compiler, "-U__linux__", "-D_GNU_SOURCE", "-O2",
+                           *WARN, "-o", out, DPINGER_C, "-pthread"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr, proc.stderr
+    assert "no interface watcher here" in proc.stderr, proc.stderr
+    syms = Elf(out).symbols()
+    assert "watch_thread" not in syms and "watch_open" not in syms
+    assert "send_thread" in syms
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
