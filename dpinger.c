@@ -19,8 +19,13 @@
  *   recv	Owns the receive socket.  Matches echo replies to ring slots.
  *		Takes a new socket from `recv_handoff` when woken through its
  *		pipe, and only then closes the old one.
- *   report	Every report interval, writes the report line to stdout or -o.
- *   alert	Every alert interval, evaluates the alarms and runs -C.
+ *   report	Every report interval, writes the report line to stdout or -o
+ *		(SIGPIPE is not blocked: a report pipe whose reader has gone
+ *		ends the process, as upstream).
+ *   alert	Every alert interval, updates the two alarms and, on an event,
+ *		logs and runs -C (and waits for it).
+ *		send, report and alert step with next_deadline(): ticks
+ *		missed in a stall are skipped, never run in a burst.
  *   usock	Owns the -u listening socket: one line per connection, never
  *		reads, never blocks; re-creates the socket if its file goes.
  *   watch	Owns the routing socket (rtnetlink on Linux, PF_ROUTE on
