@@ -157,6 +157,27 @@ def test_alarm_sequence_four_events(binary, topo, tmp_path, spawn,
     assert dp.stop() == 0
 
 
+def test_hold_ends_on_nth_check(plain_binary, topo, spawn, responder):
+    """-A 2s -H 4s: N = 2.  The replies turn fast just after the check
+    that raised the latency alarm; the 1 s window is all fast by the next
+    check, so upstream clears on the 2nd check after the alarm, 4 s
+    later.  Clearing on the (N+1)th would take 6 s."""
+    responder(200, 0)
+    dp = spawn(plain_binary, ["-r", "0", "-s", "100m", "-l", "400m",
+                              "-t", "1s", "-A", "2s", "-D", "100",
+                              "-H", "4s", "-B", V4_FW, V4_GW], ns=topo.fw)
+    raised = dp.wait_err("^%s: Alarm latency " % V4_GW, timeout=10)
+    responder(0, 0)
+    cleared = dp.wait_err("^%s: Clear latency " % V4_GW, timeout=15)
+    times = dict((text, t) for t, text in alarm_lines(dp))
+    took = times[cleared] - times[raised]
+    print("alarm to clear: %.2f s (2 checks of 2 s)" % took)
+    assert 3.0 <= took < 5.0, \
+        "cleared %.2f s after the alarm: not on the 2nd good check" % took
+    assert len(alarm_lines(dp)) == 2
+    assert dp.stop() == 0
+
+
 # ---------------------------------------------------------------------
 # No burst after a stall
 # ---------------------------------------------------------------------
