@@ -118,7 +118,7 @@ extern char **environ;
 /* ------------------------------------------------------------------ */
 
 #define IDENT_MAX	62	/* identifier bytes, without the added space */
-#define ALERT_CMD_MAX	65536	/* bytes of -C: one exec argument anywhere */
+#define ALERT_CMD_MAX	65536	/* bytes of -C: `CMD "$@"` is one exec argument */
 #define SEQ_SPACE	65536U
 #define MAX_SLOTS	65535U
 #define SOCKBUF_SIZE	(65535 + 256)
