@@ -19,8 +19,13 @@
  *   recv	Owns the receive socket.  Matches echo replies to ring slots.
  *		Takes a new socket from `recv_handoff` when woken through its
  *		pipe, and only then closes the old one.
- *   report	Every report interval, writes the report line to stdout or -o.
- *   alert	Every alert interval, evaluates the alarms and runs -C.
+ *   report	Every report interval, writes the report line to stdout or -o
+ *		(SIGPIPE is not blocked: a report pipe whose reader has gone
+ *		ends the process, as upstream).
+ *   alert	Every alert interval, updates the two alarms and, on an event,
+ *		logs and runs -C (and waits for it).
+ *		send, report and alert step with next_deadline(): ticks
+ *		missed in a stall are skipped, never run in a burst.
  *   usock	Owns the -u listening socket: one line per connection, never
  *		reads, never blocks; re-creates the socket if its file goes.
  *   watch	Owns the routing socket (rtnetlink on Linux, PF_ROUTE on
@@ -126,6 +131,7 @@ extern char **environ;
 /* ------------------------------------------------------------------ */
 
 #define IDENT_MAX	62	/* identifier bytes, without the added space */
+#define ALERT_CMD_MAX	65536	/* bytes of -C: `CMD "$@"` is one exec argument */
 #define SEQ_SPACE	65536U
 #define MAX_SLOTS	65535U
 #define SOCKBUF_SIZE	(65535 + 256)
@@ -188,7 +194,6 @@ static struct config cfg;
 /* ------------------------------------------------------------------ */
 
 static bool log_to_syslog;
-static bool daemonised;
 
 static void
 logv(int priority, const char *fmt, va_list ap)
@@ -228,8 +233,8 @@ logmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Fatal errors also reach stderr with -S before daemonising: a person
- * starting dpinger by hand should see why it stopped. */
+/* As upstream: with -S a fatal error goes to syslog only (LOG_ERR), even
+ * before daemonising; the exit status tells the starting command. */
 static void __attribute__((format(printf, 1, 2), noreturn))
 fatal(const char *fmt, ...)
 {
@@ -238,12 +243,6 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	logv(LOG_ERR, fmt, ap);
 	va_end(ap);
-	if (log_to_syslog && !daemonised) {
-		log_to_syslog = false;
-		va_start(ap, fmt);
-		logv(LOG_ERR, fmt, ap);
-		va_end(ap);
-	}
 	exit(1);
 }
 
@@ -519,8 +518,10 @@ enum parse_result {
 };
 
 /*
- * Parse argv into *c.  Pure apart from getopt's own globals: on error the
- * message is in err.  Validation follows upstream's order exactly.
+ * Parse argv into *c.  Pure apart from getopt's own globals (opterr is the
+ * caller's: getopt itself reports an unknown option, as upstream's does):
+ * on error the message is in err, and c->use_syslog says whether -S came
+ * before the error.  Validation follows upstream's order exactly.
  */
 static enum parse_result
 parse_args(int argc, char *const argv[], struct config *c, char *err,
@@ -545,7 +546,6 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 	optind = 1;
 	optreset = 1;
 #endif
-	opterr = 0;
 	while ((ch = getopt(argc, argv,
 	    "fRSPXhB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
 		switch (ch) {
@@ -622,6 +622,13 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 				return PARSE_ERROR;
 			break;
 		case 'C':
+			/* Refused here rather than cut short, or failing at
+			 * the first alarm. */
+			if (strlen(optarg) > ALERT_CMD_MAX) {
+				snprintf(err, errlen, "alert command too long"
+				    " (max %u bytes)", ALERT_CMD_MAX);
+				return PARSE_ERROR;
+			}
 			c->alert_cmd = optarg;
 			break;
 		case 'i':
@@ -763,6 +770,23 @@ sleep_until(uint64_t deadline_usec)
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	    EINTR)
 		;
+}
+
+/*
+ * The deadline after prev on a grid of one interval: prev + interval, or,
+ * when that has passed already (SIGSTOP, a suspended VM, a slow alert
+ * command), the first point of the grid still ahead, less than one
+ * interval from now.  Missed ticks are skipped, never run in a burst.
+ * Every periodic thread (send, report, alert) steps with this.
+ */
+static uint64_t
+next_deadline(uint64_t prev, uint64_t interval)
+{
+	uint64_t next = prev + interval, now = now_usec();
+
+	if (next <= now)
+		next = now + interval - (now - next) % interval;
+	return next;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1877,10 +1901,7 @@ send_thread(void *arg)
 			}
 		}
 
-		next += interval;
-		now = now_usec();
-		if (next <= now)	/* suspended or stalled: no burst */
-			next = now + interval - (now - next) % interval;
+		next = next_deadline(next, interval);
 	}
 	return NULL;
 }
@@ -2059,19 +2080,23 @@ write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+/*
+ * SIGPIPE is left alone (not blocked): as upstream, when stdout is a pipe
+ * whose reader has gone (`dpinger -f addr | head -1`), the next line ends
+ * the process.
+ */
 static void *
 report_thread(void *arg)
 {
-	uint64_t next = now_usec(), interval;
+	uint64_t interval = cfg.report_interval_msec * 1000ULL;
+	uint64_t next = now_usec() + interval;
 
 	(void)arg;
-	interval = cfg.report_interval_msec * 1000ULL;
-	for (;;) {
+	for (;; next = next_deadline(next, interval)) {
 		struct stats st;
 		char line[128];
 		int len;
 
-		next += interval;
 		sleep_until(next);
 		stats_now(&st);
 		len = format_report(line, sizeof(line), cfg.identifier, &st);
@@ -2093,53 +2118,79 @@ report_thread(void *arg)
 /* Alert thread                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Two independent alarms, latency (-D) and loss (-L), as upstream.  Each
+ * counter is the number of good checks left before that alarm clears: an
+ * alarm is raised while its counter is above 0.
+ */
 struct alarm_state {
-	bool		latency_on;
-	bool		loss_on;
-	unsigned int	latency_hold;	/* checks left before clearing */
+	unsigned int	latency_hold;
 	unsigned int	loss_hold;
 };
 
-/* One alarm: raised when its condition holds, kept for hold_checks
- * checks after the condition clears. */
-static void
-alarm_step(bool condition, bool *on, unsigned int *hold,
-    unsigned int hold_checks)
+/* N = ceil(hold / alert interval), at least 1. */
+static unsigned int
+alarm_hold_checks(const struct config *c)
 {
-	if (condition) {
-		*on = true;
-		*hold = hold_checks;
-	} else if (*on) {
-		if (*hold > 0)
-			(*hold)--;
-		else
-			*on = false;
-	}
+	unsigned int n = (unsigned int)(((unsigned long)c->hold_interval_msec +
+	    c->alert_interval_msec - 1) / c->alert_interval_msec);
+
+	return n > 0 ? n : 1;
 }
 
-/* Advance the alarms by one check; the combined state (either on). */
+/*
+ * One alarm, one check; true on an event.  A bad check sets the counter
+ * to N (an event if it was 0: raised); a good one counts down, and the Nth
+ * good check in a row clears the alarm (an event).
+ */
+static bool
+alarm_step(bool bad, unsigned int *hold, unsigned int n)
+{
+	bool raised;
+
+	if (bad) {
+		raised = *hold == 0;
+		*hold = n;
+		return raised;
+	}
+	if (*hold == 0)
+		return false;
+	return --*hold == 0;
+}
+
+/*
+ * One check of both alarms (a threshold of 0 is never evaluated).  True
+ * when either had an event: then *flag is 1 if either alarm is still
+ * raised.  So a raise while the other alarm is on, and a clear while the
+ * other stays on, are events with flag 1, each one call of -C.
+ */
 static bool
 alarm_update(struct alarm_state *as, const struct stats *st,
-    const struct config *c)
+    const struct config *c, bool *flag)
 {
-	unsigned int hold_checks = (c->hold_interval_msec +
-	    c->alert_interval_msec - 1) / c->alert_interval_msec;
+	unsigned int n = alarm_hold_checks(c);
+	bool latency_event, loss_event;
 
-	alarm_step(c->latency_alarm_msec > 0 &&
-	    st->avg_usec > c->latency_alarm_msec * 1000UL, &as->latency_on,
-	    &as->latency_hold, hold_checks);
-	alarm_step(c->loss_alarm_pct > 0 && st->loss_pct > c->loss_alarm_pct,
-	    &as->loss_on, &as->loss_hold, hold_checks);
-	return as->latency_on || as->loss_on;
+	latency_event = alarm_step(c->latency_alarm_msec > 0 &&
+	    st->avg_usec > c->latency_alarm_msec * 1000UL, &as->latency_hold,
+	    n);
+	loss_event = alarm_step(c->loss_alarm_pct > 0 &&
+	    st->loss_pct > c->loss_alarm_pct, &as->loss_hold, n);
+	*flag = as->latency_hold > 0 || as->loss_hold > 0;
+	return latency_event || loss_event;
 }
 
+static char *alert_script;	/* `CMD "$@"`, built at start-up */
+
 /* Run the alert command as `sh -c 'CMD "$@"'` with upstream's words as
- * arguments, and wait for it, as upstream's system() does.  The child
- * gets default signal handling and an empty mask, not ours. */
+ * arguments, and wait for it, as upstream's system() does, in the
+ * directory we were started in (as upstream, we never chdir).  An empty
+ * identifier (-i "") is no argument at all: upstream's shell drops it
+ * too.  The child gets default signal handling and an empty mask. */
 static void
 run_alert_command(bool alarm, const struct stats *st)
 {
-	char script[PATH_MAX + 16], ident[IDENT_MAX + 1], flag[2];
+	char ident[IDENT_MAX + 1], flag[2];
 	char avg[24], sd[24], loss[8];
 	char *argv[12];
 	int argc = 0, status;
@@ -2148,16 +2199,15 @@ run_alert_command(bool alarm, const struct stats *st)
 	sigset_t none, defaults;
 	pid_t pid;
 
-	snprintf(script, sizeof(script), "%s \"$@\"", cfg.alert_cmd);
 	snprintf(flag, sizeof(flag), "%d", alarm ? 1 : 0);
 	snprintf(avg, sizeof(avg), "%lu", st->avg_usec);
 	snprintf(sd, sizeof(sd), "%lu", st->stddev_usec);
 	snprintf(loss, sizeof(loss), "%u", st->loss_pct);
 	argv[argc++] = "sh";
 	argv[argc++] = "-c";
-	argv[argc++] = script;
+	argv[argc++] = alert_script;
 	argv[argc++] = "sh";
-	if (identlen > 0) {
+	if (identlen > 1) {
 		memcpy(ident, cfg.identifier, identlen - 1);
 		ident[identlen - 1] = '\0';
 		argv[argc++] = ident;
@@ -2191,34 +2241,31 @@ run_alert_command(bool alarm, const struct stats *st)
 		;
 }
 
+/*
+ * A stall or a slow alert command skips checks rather than running them
+ * back to back: a hold is counted in time, not used up in a burst.
+ */
 static void *
 alert_thread(void *arg)
 {
-	uint64_t next = now_usec(), interval;
-	struct alarm_state as = { false, false, 0, 0 };
-	bool alarm = false;
+	uint64_t interval = cfg.alert_interval_msec * 1000ULL;
+	uint64_t next = now_usec() + interval;
+	struct alarm_state as = { 0, 0 };
 
 	(void)arg;
-	interval = cfg.alert_interval_msec * 1000ULL;
-	for (;;) {
+	for (;; next = next_deadline(next, interval)) {
 		struct stats st;
-		bool now_on;
+		bool alarm;
 
-		next += interval;
 		sleep_until(next);
 		stats_now(&st);
-		now_on = alarm_update(&as, &st, &cfg);
-		if (now_on == alarm)
+		if (!alarm_update(&as, &st, &cfg, &alarm))
 			continue;
-		alarm = now_on;
 		logmsg("%s%s: %s latency %luus stddev %luus loss %u%%",
 		    cfg.identifier, cfg.dest.text, alarm ? "Alarm" : "Clear",
 		    st.avg_usec, st.stddev_usec, st.loss_pct);
 		if (cfg.alert_cmd != NULL)
 			run_alert_command(alarm, &st);
-		/* A slow command must not make the next checks burst. */
-		if (next < now_usec())
-			next = now_usec();
 	}
 	return NULL;
 }
@@ -2230,7 +2277,7 @@ alert_thread(void *arg)
 static struct {
 	pthread_mutex_t	lock;		/* held while the path changes */
 	int		fd;
-	char		path[PATH_MAX];	/* absolute: we chdir("/") */
+	char		path[PATH_MAX];	/* absolute, as given at start */
 } usock = { PTHREAD_MUTEX_INITIALIZER, -1, "" };
 
 /*
@@ -2895,7 +2942,8 @@ pidfile_write(int fd)
 	close(fd);
 }
 
-/* An absolute version of a path, for unlinking after chdir("/"). */
+/* An absolute version of a path: the files are re-created and removed
+ * where they were given, whatever the cwd is by then. */
 static void
 absolute_path(const char *path, char *out, size_t outlen)
 {
@@ -2926,11 +2974,10 @@ daemonise(void)
 		_exit(0);
 	if (setsid() < 0)
 		fatal("cannot background: %s", strerror(errno));
-	daemonised = true;
-	if (chdir("/") != 0)
-		fatal("cannot chdir to /: %s", strerror(errno));
-	/* stdout and stderr stay: `dpinger -r 60s addr >> file` reports
-	 * through the inherited stdout. */
+	/* No chdir("/"), as upstream: the alert command runs in the
+	 * directory we were started in, so `-C ./alert.sh` works.  stdout
+	 * and stderr stay: `dpinger -r 60s addr >> file` reports through
+	 * the inherited stdout. */
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0) {
 		(void)dup2(null_fd, STDIN_FILENO);
@@ -2999,12 +3046,20 @@ main(int argc, char *argv[])
 	int watch_fd = -1;
 #endif
 	int pipefd[2], sig, openerr;
+	enum parse_result result;
 	enum open_stage stage;
 	sigset_t sigs;
 	pthread_condattr_t condattr;
 
 	keep_std_fds_open();
-	switch (parse_args(argc, argv, &cfg, err, sizeof(err))) {
+	/* getopt reports an unknown option itself, on stderr, then usage;
+	 * an error found once -S is parsed goes to syslog only. */
+	result = parse_args(argc, argv, &cfg, err, sizeof(err));
+	if (cfg.use_syslog) {
+		openlog("dpinger", LOG_PID, LOG_DAEMON);
+		log_to_syslog = true;
+	}
+	switch (result) {
 	case PARSE_OK:
 		break;
 	case PARSE_USAGE:
@@ -3012,24 +3067,27 @@ main(int argc, char *argv[])
 		return 1;
 	case PARSE_USAGE_ERROR:
 		fputs(usage_text, stderr);
-		fprintf(stderr, "%s\n", err);
-		return 1;
+		fatal("%s", err);
 	case PARSE_ERROR:
-		fprintf(stderr, "%s\n", err);
-		return 1;
+		fatal("%s", err);
 	}
-	if (cfg.use_syslog) {
-		openlog("dpinger", LOG_PID, LOG_DAEMON);
-		log_to_syslog = true;
+	if (cfg.alert_cmd != NULL) {
+		size_t len = strlen(cfg.alert_cmd) + sizeof(" \"$@\"");
+
+		alert_script = malloc(len);
+		if (alert_script == NULL)
+			fatal("out of memory");
+		snprintf(alert_script, len, "%s \"$@\"", cfg.alert_cmd);
 	}
 
 	/* Every signal we wait for is blocked before any thread exists, so
-	 * that only main's sigwait() sees it. */
+	 * that only main's sigwait() sees it.  SIGPIPE is not among them:
+	 * a report pipe whose reader is gone ends us, as upstream; sockets
+	 * that may lose their peer are written with MSG_NOSIGNAL. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	/* 1. Probe sockets.  A missing bind address is not fatal when
@@ -3154,7 +3212,6 @@ main(int argc, char *argv[])
 		    "interface watch", false);
 #endif
 
-	sigdelset(&sigs, SIGPIPE);
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;

@@ -10,9 +10,10 @@
 #define ARGV(...) ((char *[]){ "dpinger", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "dpinger", __VA_ARGS__ }) / \
     sizeof(char *)))
+/* getopt's own message for an unknown option is main's: quiet here. */
 #define PARSE(c, err, ...) \
-	parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (c), (err), \
-	    sizeof(err))
+	(opterr = 0, parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (c), \
+	    (err), sizeof(err)))
 
 static void
 test_time_syntax(void)
@@ -246,6 +247,35 @@ test_flag_errors(void)
 	CHECK(!c.heal);
 }
 
+/* Where an error goes (syslog once -S is parsed), -i "", -C's limit. */
+static void
+test_parse_upstream_details(void)
+{
+	static char long_cmd[ALERT_CMD_MAX + 2];
+	struct config c;
+	char err[256];
+
+	CHECK_EQ_INT(PARSE(&c, err, "-S", "-t", "-5", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK(c.use_syslog);
+	CHECK_EQ_INT(PARSE(&c, err, "-t", "-5", "-S", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK(!c.use_syslog);
+	CHECK_EQ_INT(PARSE(&c, err, "-S", "-r", "0", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "no activity enabled");
+	CHECK(c.use_syslog);
+	/* -i "": upstream's identifier is then a lone space. */
+	CHECK_EQ_INT(PARSE(&c, err, "-i", "", "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_STR(c.identifier, " ");
+	memset(long_cmd, 'x', ALERT_CMD_MAX);
+	CHECK_EQ_INT(PARSE(&c, err, "-C", long_cmd, "192.0.2.1"), PARSE_OK);
+	long_cmd[ALERT_CMD_MAX] = 'x';
+	CHECK_EQ_INT(PARSE(&c, err, "-C", long_cmd, "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "alert command too long (max 65536 bytes)");
+}
+
 /* Validation happens in upstream's order: each case breaks two rules and
  * must report the earlier one. */
 static void
@@ -471,36 +501,116 @@ test_report_format(void)
 	CHECK_EQ_STR(line, "1520 310 100\n");
 }
 
+/* One check; -1 without an event, else the flag the command gets. */
+static int
+alarm_check(struct alarm_state *as, const struct stats *st,
+    const struct config *c)
+{
+	bool flag;
+
+	if (!alarm_update(as, st, c, &flag))
+		return -1;
+	return flag ? 1 : 0;
+}
+
 static void
 test_alarms(void)
 {
 	struct config c;
-	struct alarm_state as = { false, false, 0, 0 };
+	struct alarm_state as = { 0, 0 };
 	struct stats ok = { 1000, 0, 0, 0, 0 }, lossy = { 1000, 0, 25, 0, 0 };
 	struct stats slow = { 600000, 0, 0, 0, 0 };
+	struct stats slow_lossy = { 600000, 0, 25, 0, 0 };
 	char err[256];
 	int i;
 
 	CHECK_EQ_INT(PARSE(&c, err, "-A", "1000", "-H", "2500", "-D", "500",
 	    "-L", "20", "192.0.2.1"), PARSE_OK);
-	CHECK(!alarm_update(&as, &ok, &c));
-	CHECK(alarm_update(&as, &lossy, &c));
-	/* held for ceil(2500 / 1000) = 3 checks after clearing */
-	for (i = 0; i < 3; i++)
-		CHECK(alarm_update(&as, &ok, &c));
-	CHECK(!alarm_update(&as, &ok, &c));
-	CHECK(alarm_update(&as, &slow, &c));
-	CHECK(as.latency_on && !as.loss_on);
-	/* loss equal to the threshold is not above it */
+	/* N = ceil(2500 / 1000) = 3 */
+	CHECK_EQ_INT(alarm_hold_checks(&c), 3);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	/* Cleared on the 3rd good check in a row, not after it. */
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	/* A bad check restarts the count. */
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	for (i = 0; i < 2; i++)
+		CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK(as.latency_hold == 0 && as.loss_hold == 0);
+
+	/* The spec's sequence: latency high, then loss too, then latency
+	 * recovers while loss stays high, then loss recovers: four events,
+	 * flags 1, 1, 1, 0. */
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow_lossy, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), 1);
+	CHECK(as.latency_hold == 0 && as.loss_hold == 3);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	/* Both raised in one check, both cleared in one check: one event
+	 * each time. */
+	CHECK_EQ_INT(alarm_check(&as, &slow_lossy, &c), 1);
+	for (i = 0; i < 2; i++)
+		CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+
+	/* Values equal to the thresholds are not above them. */
 	lossy.loss_pct = 20;
-	memset(&as, 0, sizeof(as));
-	CHECK(!alarm_update(&as, &lossy, &c));
 	slow.avg_usec = 500000;
-	CHECK(!alarm_update(&as, &slow, &c));
-	/* no thresholds: never */
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	slow.avg_usec = 500001;
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+
+	/* A hold shorter than one check is one check: cleared on the
+	 * first good one.  The default hold is 10 checks. */
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "1000", "-H", "1", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 1);
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "300", "-D", "500", "192.0.2.1"),
+	    PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 10);
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "300", "-H", "1000", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 4);
+
+	/* No thresholds: never. */
 	CHECK_EQ_INT(PARSE(&c, err, "-u", "/tmp/s", "192.0.2.1"), PARSE_OK);
 	lossy.loss_pct = 100;
-	CHECK(!alarm_update(&as, &lossy, &c));
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+}
+
+/* Periodic threads skip what a stall missed instead of bursting. */
+static void
+test_next_deadline(void)
+{
+	uint64_t now = now_usec(), next;
+
+	/* On time: one interval on. */
+	CHECK_EQ_INT(next_deadline(now + 1000000, 200000), now + 1200000);
+	/* 3 s late with 200 ms ticks: the next tick still ahead on the same
+	 * grid, within one interval, not 15 ticks in the past. */
+	next = next_deadline(now - 3000000, 200000);
+	CHECK(next > now && next <= now_usec() + 200000);
+	CHECK_EQ_INT((next - (now - 3000000)) % 200000, 0);
 }
 
 static void
@@ -823,5 +933,6 @@ UNIT_MAIN(test_time_syntax, test_percent_and_length, test_limits,
     test_address_forms, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
-    test_alarms, test_icmp, test_watch_decisions, test_error_classes,
+    test_parse_upstream_details, test_alarms, test_next_deadline, test_icmp,
+    test_watch_decisions, test_error_classes,
     test_fresh_echo_id, test_watch_filter)
