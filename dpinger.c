@@ -2124,16 +2124,17 @@ report_thread(void *arg)
  * alarm is raised while its counter is above 0.
  */
 struct alarm_state {
-	unsigned int	latency_hold;
-	unsigned int	loss_hold;
+	uint64_t	latency_hold;
+	uint64_t	loss_hold;
 };
 
-/* N = ceil(hold / alert interval), at least 1. */
-static unsigned int
+/* N = ceil(hold / alert interval), at least 1.  64-bit: a hold of years
+ * over a 1 ms interval passes 2^32 checks. */
+static uint64_t
 alarm_hold_checks(const struct config *c)
 {
-	unsigned int n = (unsigned int)(((unsigned long)c->hold_interval_msec +
-	    c->alert_interval_msec - 1) / c->alert_interval_msec);
+	uint64_t n = (c->hold_interval_msec + c->alert_interval_msec - 1) /
+	    c->alert_interval_msec;
 
 	return n > 0 ? n : 1;
 }
@@ -2144,7 +2145,7 @@ alarm_hold_checks(const struct config *c)
  * good check in a row clears the alarm (an event).
  */
 static bool
-alarm_step(bool bad, unsigned int *hold, unsigned int n)
+alarm_step(bool bad, uint64_t *hold, uint64_t n)
 {
 	bool raised;
 
@@ -2168,7 +2169,7 @@ static bool
 alarm_update(struct alarm_state *as, const struct stats *st,
     const struct config *c, bool *flag)
 {
-	unsigned int n = alarm_hold_checks(c);
+	uint64_t n = alarm_hold_checks(c);
 	bool latency_event, loss_event;
 
 	latency_event = alarm_step(c->latency_alarm_msec > 0 &&

@@ -589,6 +589,10 @@ test_alarms(void)
 	CHECK_EQ_INT(PARSE(&c, err, "-A", "300", "-H", "1000", "-D", "500",
 	    "192.0.2.1"), PARSE_OK);
 	CHECK_EQ_INT(alarm_hold_checks(&c), 4);
+	/* The longest hold over the shortest interval: past 2^32 checks. */
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "1", "-H", "4294967295s", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK(alarm_hold_checks(&c) == UINT64_C(4294967295000));
 
 	/* No thresholds: never. */
 	CHECK_EQ_INT(PARSE(&c, err, "-u", "/tmp/s", "192.0.2.1"), PARSE_OK);
