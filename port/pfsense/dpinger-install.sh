@@ -19,7 +19,8 @@
 #   e. pkg lock dpinger, so that pfSense upgrades do not put the stock
 #      binary back;
 #   f. restart gateway monitoring the pfSense way (setup_gateways_monitor());
-#   g. verify that every gateway answers on its status socket.
+#   g. verify that every gateway answers on its status socket;
+#   h. install the gateway watchdog (watchdog-install.sh).
 # A failing step undoes what this run did, so the box is left as it was;
 # a failure in f or g restores the stock binary and restarts monitoring
 # with it.
@@ -57,6 +58,10 @@ if [ ! -r "$COMMON" ]; then
 fi
 # shellcheck source=port/pfsense/common.sh disable=SC1091
 . "$COMMON"
+# The gateway watchdog's install, remove and status, also beside it.
+WATCHDOG_INSTALL=$(dirname "$0")/watchdog-install.sh
+# shellcheck source=port/pfsense/watchdog-install.sh disable=SC1091
+. "$WATCHDOG_INSTALL"
 
 # What this run changed, so that a failure can undo exactly that.
 made_state_dir=no
@@ -334,6 +339,7 @@ do_install() {
 	if [ "$replaced_binary" = no ] && [ "$locked_pkg" = no ]; then
 		say "nothing changed; checking the running monitors only"
 		if verify_monitoring; then
+			watchdog_install || exit 1
 			say "already installed"
 			exit 0
 		fi
@@ -349,6 +355,7 @@ do_install() {
 		warn "gateway monitoring does not verify with the new binary"
 		rollback_after_failure
 	fi
+	watchdog_install || rollback_after_failure
 	say "done: the self-healing dpinger monitors every gateway" \
 	    "(roll back with '$0 --rollback')"
 	exit 0
@@ -373,6 +380,7 @@ rollback_after_failure() {
 
 do_rollback() {
 	preflight
+	watchdog_remove || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if [ -f "$BIN" ] && is_selfheal "$BIN"; then
 			warn "no saved stock binary ($STOCK), but $BIN is the" \
@@ -452,6 +460,7 @@ do_status() {
 		_line=$(read_status "$_sock")
 		say "$(basename "$_sock"): ${_line:-(no answer)}"
 	done
+	watchdog_status
 	exit 0
 }
 
