@@ -4,7 +4,7 @@
 # process can heal from inside.  Cron runs it once a minute.
 #
 # usage: dpinger-watchdog.sh [-q]
-#        dpinger-watchdog.sh --status
+#        dpinger-watchdog.sh --status | --list
 #
 # One run asks pfSense which gateways it monitors (the list that
 # setup_gateways_monitor() feeds to start_dpinger()) and checks each one:
@@ -32,6 +32,7 @@
 #
 # -q: nothing on stdout (cron); syslog and the state files still say it all.
 # --status: the last run and the last repairs.
+# --list: the gateways it checks (name, source, monitor, pid/socket stem).
 #
 # State: run-time state in /var/run/dpinger-watchdog/ (last run, rate-limit
 # stamps, SIGHUP marks): it may go at a reboot (RAM disks), when every
@@ -181,9 +182,12 @@ log() {
 	logger -t "$PROG" -p daemon.notice -- "$*" 2>/dev/null
 }
 
-# Write a small file atomically (a reader sees the old or the new one).
+# Write a small file atomically (a reader sees the old or the new one):
+# file $1, its text the other arguments.
 put() {
-	printf '%s\n' "$2" >"$1.new.$$" && mv -f "$1.new.$$" "$1"
+	_file=$1
+	shift
+	printf '%s\n' "$*" >"$_file.new.$$" && mv -f "$_file.new.$$" "$_file"
 }
 
 # "stat comm" of a process, or nothing when it is gone.  A zombie counts
@@ -567,13 +571,14 @@ do_status() {
 
 case "${1:-}" in
 --status) do_status ;;
+--list) exec php -r "$PHP_LIST" </dev/null ;;
 -q)
 	exec >/dev/null
 	do_run -q
 	;;
 "") do_run ;;
 *)
-	echo "usage: $0 [-q] | --status" >&2
+	echo "usage: $0 [-q] | --status | --list" >&2
 	exit 2
 	;;
 esac
