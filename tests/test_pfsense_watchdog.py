@@ -60,6 +60,9 @@ $config = json_decode(@file_get_contents("$wd_root/conf/config.json"),
     true);
 if (!is_array($config))
 	$config = array();
+function platform_booting() {
+	return getenv("STANDIN_BOOTING") == "1";
+}
 function wd_box() {
 	return json_decode(file_get_contents(getenv("ROOT") .
 	    "/standin/box.json"), true);
@@ -700,10 +703,13 @@ def bare_box():
         shutil.rmtree(box.tmp, ignore_errors=True)
 
 
-@pytest.mark.parametrize("case", ["stock", "not-pfsense"])
+@pytest.mark.parametrize("case", ["stock", "not-pfsense", "booting"])
 def test_idle_says_why(bare_box, case):
     box = bare_box
-    if case == "stock":
+    if case == "booting":
+        box.env["STANDIN_BOOTING"] = "1"
+        why = "pfSense is booting (platform_booting())"
+    elif case == "stock":
         box.bin.write_text("#!/bin/sh\necho '%s' >&2\nexit 1\n" % STOCK_USAGE)
         why = "is not the self-healing dpinger (rolled back?)"
     else:
@@ -715,7 +721,7 @@ def test_idle_says_why(bare_box, case):
         assert "dpinger-watchdog: idle: " in r.stdout and why in r.stdout
     # Said to syslog once, not every minute; nothing asked of pfSense.
     assert len(box.syslog()) == 1 and why in box.syslog()[0]
-    assert box.calls() == []
+    assert box.starts() == []
     r = box.watchdog("-q")
     assert r.stdout == "" and r.returncode == 0
     r = box.watchdog("--status")

@@ -46,6 +46,10 @@
 
 set -u
 
+# pfSense's /etc/crontab gives cron jobs a PATH without /usr/local.
+PATH=$PATH:/usr/local/sbin:/usr/local/bin
+export PATH
+
 ROOT=${ROOT:-}
 PROG=dpinger-watchdog
 BIN=$ROOT/usr/local/bin/dpinger
@@ -142,8 +146,11 @@ function wd_prefix($gw) {
 }
 '
 # One line per gateway: name, source, monitor, pid/socket stem (tabs).
+# Exit 4 while pfSense boots: it starts every monitor itself then.
 # shellcheck disable=SC2016
 PHP_LIST=$PHP_GATEWAYS'
+if (function_exists("platform_booting") && platform_booting())
+	exit(4);
 foreach (wd_gateways() as $gw)
 	echo "{$gw["name"]}\t{$gw["gwifip"]}\t{$gw["monitor"]}\t" .
 	    wd_prefix($gw) . "\n";
@@ -512,7 +519,11 @@ do_run() {
 	done
 	started=$(now)
 	list=$RUN_DIR/gateways
-	if ! php -r "$PHP_LIST" </dev/null >"$list.new" 2>/dev/null; then
+	php -r "$PHP_LIST" </dev/null >"$list.new" 2>/dev/null
+	_rc=$?
+	if [ "$_rc" -eq 4 ]; then
+		idle "pfSense is booting (platform_booting())"
+	elif [ "$_rc" -ne 0 ]; then
 		log "cannot list the gateways (php return_gateways_array())"
 		put "$LAST_RUN" "$started $(date '+%Y-%m-%d %H:%M:%S')" \
 		    "error: cannot list the gateways"
