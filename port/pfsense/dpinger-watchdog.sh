@@ -44,7 +44,7 @@
 # nc, ping, logger, ps are found through PATH; DPINGER_WATCHDOG_NOW (epoch
 # seconds) stands in for the clock of the rate limit.
 
-set -u
+set -fu
 
 # pfSense's /etc/crontab gives cron jobs a PATH without /usr/local.
 PATH=$PATH:/usr/local/sbin:/usr/local/bin
