@@ -25,12 +25,13 @@
 # a failure in f or g restores the stock binary and restarts monitoring
 # with it.
 #
-# --rollback restores the stock binary byte for byte (checked against the
-# saved SHA-256), unlocks the package, restarts and verifies monitoring,
-# then removes the saved copy.  Run again, it says so and does nothing.
+# --rollback removes the gateway watchdog, restores the stock binary byte
+# for byte (checked against the saved SHA-256), unlocks the package,
+# restarts and verifies monitoring, then removes the saved copy.  Run
+# again, it says so and does nothing.
 #
-# --status shows what is installed, the saved copy, the lock and every
-# status socket's answer.
+# --status shows what is installed, the saved copy, the lock, every
+# status socket's answer and the watchdog's last run and repairs.
 #
 # For tests: every absolute path is under $ROOT (empty on pfSense), and
 # pkg, php, pfSsh.php, nc are found through PATH.

@@ -343,6 +343,10 @@ stop_pid() {
 	return 0
 }
 
+forget_mark() {
+	[ ! -e "$mark" ] || rm -f "$mark"
+}
+
 # Remove pid file $1 if it still names pid $2: a stale one would make
 # pfSense's stop_dpinger() signal whatever process has that pid now.
 forget_pidfile() {
@@ -373,9 +377,11 @@ check_gateway() {
 	pidf=$prefix.pid
 	mark=$RUN_DIR/hup.$name
 
-	# Missing: no pid file, no process, or not dpinger.
+	# Missing: no pid file, no process, or not dpinger.  (Builtins where
+	# they do: a run costs process start-ups, per gateway.)
 	why=""
-	pid=$(head -n 1 "$pidf" 2>/dev/null)
+	pid=""
+	[ -e "$pidf" ] && { IFS= read -r pid <"$pidf"; } 2>/dev/null
 	if [ ! -e "$pidf" ]; then
 		why="no pid file"
 	elif ! is_uint "$pid"; then
@@ -386,7 +392,7 @@ check_gateway() {
 		why="pid $pid is ${info#* }, not dpinger"
 	fi
 	if [ -n "$why" ]; then
-		rm -f "$mark"
+		forget_mark
 		if held_back "$name"; then
 			verdict="missing ($why); $held"
 			return
@@ -417,12 +423,12 @@ check_gateway() {
 	set -- ${line#"$name "}
 	loss=$3
 	if [ "$loss" -lt 100 ]; then
-		rm -f "$mark"
+		forget_mark
 		verdict="ok ($line)"
 		return
 	fi
 	if ! ping_works "$src" "$mon"; then
-		rm -f "$mark"
+		forget_mark
 		verdict="100 % loss and ping -S $src $mon fails too:"
 		verdict="$verdict a real outage, left alone"
 		return
@@ -452,7 +458,7 @@ restart_gateway() {
 		return
 	fi
 	put "$RUN_DIR/repaired.$name" "$(now)"
-	rm -f "$mark"
+	forget_mark
 	if stop_pid "$pid" "$pidf"; then
 		_stopped=$outcome
 		start_gateway "$name" "$prefix"
