@@ -19,19 +19,17 @@
 #   e. pkg lock dpinger, so that pfSense upgrades do not put the stock
 #      binary back;
 #   f. restart gateway monitoring the pfSense way (setup_gateways_monitor());
-#   g. verify that every gateway answers on its status socket;
-#   h. install the gateway watchdog (watchdog-install.sh).
+#   g. verify that every gateway answers on its status socket.
 # A failing step undoes what this run did, so the box is left as it was;
 # a failure in f or g restores the stock binary and restarts monitoring
 # with it.
 #
-# --rollback removes the gateway watchdog, restores the stock binary byte
-# for byte (checked against the saved SHA-256), unlocks the package,
-# restarts and verifies monitoring, then removes the saved copy.  Run
-# again, it says so and does nothing.
+# --rollback restores the stock binary byte for byte (checked against the
+# saved SHA-256), unlocks the package, restarts and verifies monitoring,
+# then removes the saved copy.  Run again, it says so and does nothing.
 #
-# --status shows what is installed, the saved copy, the lock, every
-# status socket's answer and the watchdog's last run and repairs.
+# --status shows what is installed, the saved copy, the lock and every
+# status socket's answer.
 #
 # For tests: every absolute path is under $ROOT (empty on pfSense), and
 # pkg, php, pfSsh.php, nc are found through PATH.
