@@ -40,6 +40,8 @@ import netns
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "shim"))
 import faults  # noqa: E402
+# The stock dpinger 3.3's usage line, and a stand-in binary printing it.
+from test_pfsense_install import STOCK_SCRIPT, STOCK_USAGE  # noqa: E402
 
 PFSENSE = os.path.join(netns.ROOT, "port", "pfsense")
 WATCHDOG = os.path.join(PFSENSE, "dpinger-watchdog.sh")
@@ -256,12 +258,6 @@ PING = textwrap.dedent('''\
     exec %s -n -W 1 -i 0.2 %s "$@"
     ''')
 
-STOCK_USAGE = ("usage: dpinger [-f] [-R] [-S] [-P] [-B bind_addr] "
-               "[-s send_interval] [-l loss_interval] [-t time_period] "
-               "[-r report_interval] [-d data_length] [-o output_file] "
-               "[-A alert_interval] [-D latency_alarm] [-L loss_alarm] "
-               "[-H hold_interval] [-C alert_cmd] [-i identifier] "
-               "[-u usocket] [-p pidfile] dest_addr")
 
 
 def _need(tool):
@@ -710,7 +706,7 @@ def test_idle_says_why(bare_box, case):
         box.env["STANDIN_BOOTING"] = "1"
         why = "pfSense is booting (platform_booting())"
     elif case == "stock":
-        box.bin.write_text("#!/bin/sh\necho '%s' >&2\nexit 1\n" % STOCK_USAGE)
+        box.bin.write_text(STOCK_SCRIPT)
         why = "is not the self-healing dpinger (rolled back?)"
     else:
         (box.root / "etc/version").unlink()
@@ -811,7 +807,7 @@ def test_install_remove_status(bare_box):
     assert "last run: " in r.stdout and "last repairs" in r.stdout
     # --rollback: pkg says nothing is locked; the stock binary is in place.
     box._tool(box.tmp / "tools" / "pkg", "#!/bin/sh\necho 0\n")
-    box.bin.write_text("#!/bin/sh\necho '%s' >&2\nexit 1\n" % STOCK_USAGE)
+    box.bin.write_text(STOCK_SCRIPT)
     r = subprocess.run(["sh", INSTALLER, "--rollback"], env=box.env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
