@@ -26,8 +26,9 @@
 # gateway that answers is never touched, and all monitors are never
 # restarted together.
 #
-# It does nothing, and says why, on a box that is not pfSense or where
-# /usr/local/bin/dpinger is not the self-healing one (rolled back).
+# It does nothing, and says why, on a box that is not pfSense, where
+# /usr/local/bin/dpinger is not the self-healing one (rolled back), or
+# while pfSense boots (it starts every monitor itself then).
 # Runs never overlap: the second waits for nobody, it says so and exits.
 #
 # -q: nothing on stdout (cron); syslog and the state files still say it all.
@@ -46,7 +47,7 @@
 
 set -fu
 
-# pfSense's /etc/crontab gives cron jobs a PATH without /usr/local.
+# Cron's PATH may lack /usr/local, where php lives.
 PATH=$PATH:/usr/local/sbin:/usr/local/bin
 export PATH
 
