@@ -57,6 +57,10 @@ if [ ! -r "$COMMON" ]; then
 fi
 # shellcheck source=port/pfsense/common.sh disable=SC1091
 . "$COMMON"
+# The gateway watchdog's install, remove and status, also beside it.
+WATCHDOG_INSTALL=$(dirname "$0")/watchdog-install.sh
+# shellcheck source=port/pfsense/watchdog-install.sh disable=SC1091
+. "$WATCHDOG_INSTALL"
 
 # What this run changed, so that a failure can undo exactly that.
 made_state_dir=no
@@ -334,6 +338,7 @@ do_install() {
 	if [ "$replaced_binary" = no ] && [ "$locked_pkg" = no ]; then
 		say "nothing changed; checking the running monitors only"
 		if verify_monitoring; then
+			watchdog_install || exit 1
 			say "already installed"
 			exit 0
 		fi
@@ -349,6 +354,7 @@ do_install() {
 		warn "gateway monitoring does not verify with the new binary"
 		rollback_after_failure
 	fi
+	watchdog_install || rollback_after_failure
 	say "done: the self-healing dpinger monitors every gateway" \
 	    "(roll back with '$0 --rollback')"
 	exit 0
@@ -373,6 +379,7 @@ rollback_after_failure() {
 
 do_rollback() {
 	preflight
+	watchdog_remove || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if [ -f "$BIN" ] && is_selfheal "$BIN"; then
 			warn "no saved stock binary ($STOCK), but $BIN is the" \
@@ -452,6 +459,7 @@ do_status() {
 		_line=$(read_status "$_sock")
 		say "$(basename "$_sock"): ${_line:-(no answer)}"
 	done
+	watchdog_status
 	exit 0
 }
 
