@@ -231,8 +231,14 @@ fatal(const char *fmt, ...)
 /* Command line                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The Makefile passes the contents of VERSION. */
+#ifndef DPINGER_VERSION
+#define DPINGER_VERSION	"unknown"
+#endif
+_Static_assert(sizeof(DPINGER_VERSION) > 1, "empty DPINGER_VERSION");
+
 static const char usage_text[] =
-    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-B bind_addr]"
+    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-V] [-B bind_addr]"
     " [-s send_interval] [-l loss_interval] [-t time_period]"
     " [-r report_interval] [-d data_length] [-o output_file]"
     " [-A alert_interval] [-D latency_alarm] [-L loss_alarm]"
@@ -447,6 +453,7 @@ enum parse_result {
 	PARSE_USAGE,		/* print usage, exit 1 */
 	PARSE_ERROR,		/* print the message, exit 1 */
 	PARSE_USAGE_ERROR,	/* print usage, then the message, exit 1 */
+	PARSE_VERSION,		/* print the version, exit 0 */
 };
 
 /*
@@ -477,7 +484,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 #endif
 	opterr = 0;
 	while ((ch = getopt(argc, argv,
-	    "fRSPXhB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
+	    "fRSPXhVB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
 		switch (ch) {
 		case 'f':
 			c->foreground = true;
@@ -582,6 +589,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 				return PARSE_ERROR;
 			c->silence_given = true;
 			break;
+		case 'V':
+			return PARSE_VERSION;
 		case 'h':
 		default:
 			return PARSE_USAGE;
@@ -2891,6 +2900,9 @@ main(int argc, char *argv[])
 	case PARSE_ERROR:
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	case PARSE_VERSION:
+		printf("dpinger-selfheal %s\n", DPINGER_VERSION);
+		return 0;
 	}
 	if (cfg.use_syslog) {
 		openlog("dpinger", LOG_PID, LOG_DAEMON);
