@@ -31,8 +31,7 @@ def version():
 
 
 def need_git_checkout():
-    if not os.path.isdir(os.path.join(ROOT, ".git")) and not \
-            os.path.isfile(os.path.join(ROOT, ".git")):
+    if not os.path.exists(os.path.join(ROOT, ".git")):
         pytest.skip("SKIPPED: not a git checkout")
 
 
