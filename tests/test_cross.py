@@ -340,16 +340,25 @@ def mutate(src, dst, old, new):
         f.write(text.replace(old, new, 1))
 
 
+def mutant_build(tmp_path, arch, *changes):
+    """Compile dpinger.c for arch with each (old, new) change made: the
+    result of the attempt."""
+    copy = str(tmp_path / "dpinger.c")
+    source = DPINGER_C
+    for old, new in changes:
+        mutate(source, copy, old, new)
+        source = copy
+    return zigcc("-target", TARGETS[arch][0], "-c", "-o",
+                 str(tmp_path / "x.o"), copy, *CROSSFLAGS)
+
+
 @needs_zig
 @pytest.mark.parametrize("arch", MODELS)
 def test_dpinger_layout_assertion_bites(tmp_path, arch):
     """A wrong offset in dpinger.c fails the FreeBSD build: the static
     assertions are compiled, not just present."""
-    copy = str(tmp_path / "dpinger.c")
-    mutate(DPINGER_C, copy, "#define BSD_IFAM_INDEX_OFF\t12",
-           "#define BSD_IFAM_INDEX_OFF\t14")
-    proc = zigcc("-target", TARGETS[arch][0], "-c", "-o",
-                 str(tmp_path / "x.o"), copy, *CROSSFLAGS)
+    proc = mutant_build(tmp_path, arch, ("#define BSD_IFAM_INDEX_OFF\t12",
+                                         "#define BSD_IFAM_INDEX_OFF\t14"))
     assert proc.returncode != 0
     assert "static assertion failed" in proc.stderr, proc.stderr
     assert "ifa_msghdr" in proc.stderr, proc.stderr
@@ -359,14 +368,13 @@ def test_dpinger_layout_assertion_bites(tmp_path, arch):
 @pytest.mark.parametrize("arch", MODELS)
 def test_dpinger_byte_order_assertion_bites(tmp_path, arch):
     """The parser's idea of the host byte order is checked against
-    FreeBSD's <sys/endian.h> on each model."""
-    copy = str(tmp_path / "dpinger.c")
-    mutate(DPINGER_C, copy, "#define BSD_HOST_BIG_ENDIAN\ttrue",
-           "#define BSD_HOST_BIG_ENDIAN\tfalse")
-    mutate(copy, copy, "#define BSD_HOST_BIG_ENDIAN\tfalse\n#endif",
-           "#define BSD_HOST_BIG_ENDIAN\ttrue\n#endif")
-    proc = zigcc("-target", TARGETS[arch][0], "-c", "-o",
-                 str(tmp_path / "x.o"), copy, *CROSSFLAGS)
+    FreeBSD's <sys/endian.h> on each model: swap the two answers."""
+    proc = mutant_build(
+        tmp_path, arch,
+        ("#define BSD_HOST_BIG_ENDIAN\ttrue",
+         "#define BSD_HOST_BIG_ENDIAN\tfalse"),
+        ("#define BSD_HOST_BIG_ENDIAN\tfalse\n#endif",
+         "#define BSD_HOST_BIG_ENDIAN\ttrue\n#endif"))
     assert proc.returncode != 0
     assert "byte order" in proc.stderr, proc.stderr
 

@@ -158,11 +158,10 @@ OPNSENSE_PIDFILE = re.compile(r"^dpinger_(.+)\.pid$")
 
 
 def test_rc_pid_files_are_not_opnsense_s(tmp_path):
-    conf = ('dpinger_enable="YES"\n'
-            'dpinger_profiles="wan WAN_DHCP vpn_2"\n'
-            'dpinger_wan_flags="192.0.2.1"\n'
-            'dpinger_WAN_DHCP_flags="192.0.2.1"\n'
-            'dpinger_vpn_2_flags="192.0.2.1"\n')
+    profiles = ["wan", "WAN_DHCP", "vpn_2"]
+    conf = 'dpinger_enable="YES"\ndpinger_profiles="%s"\n' % " ".join(
+        profiles) + "".join('dpinger_%s_flags="192.0.2.1"\n' % p
+                            for p in profiles)
     r = run_rc(tmp_path, conf, "start")
     assert r.returncode == 0, r.stdout + r.stderr
     pidfiles = re.findall(r" pidfile=(\S+) ", r.stdout)
