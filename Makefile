@@ -46,8 +46,8 @@ check-patches:
 	sh patches/mkdiff.sh build/freebsd-ports-net-dpinger-selfheal.diff
 	@cmp -s patches/freebsd-ports-net-dpinger-selfheal.diff \
 	    build/freebsd-ports-net-dpinger-selfheal.diff || { \
-	    echo "patches/freebsd-ports-net-dpinger-selfheal.diff is out of date" \
-	    "with port/: run 'make patches' and commit it" >&2; exit 1; }
+	    echo "patches/freebsd-ports-net-dpinger-selfheal.diff is out of" \
+	    "date with port/: run 'make patches' and commit it" >&2; exit 1; }
 
 clean:
 	rm -rf dpinger build
