@@ -391,6 +391,20 @@ def test_bmake_clean_tree_builds_without_warnings(bmake_tree):
     assert h.returncode == 1 and h.stderr.startswith("usage: dpinger")
 
 
+def test_bmake_build_carries_the_version(bmake_tree):
+    """bmake passes VERSION to the compiler as GNU make does."""
+    tree, r = bmake_tree
+    assert r.returncode == 0
+    assert '-DDPINGER_VERSION=\\"$(cat VERSION)\\"' in r.stdout, r.stdout
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("SKIPPED: needs root and unshare for a private network "
+                    "namespace")
+    v = subprocess.run(["unshare", "--net", str(tree / "dpinger"), "-V"],
+                       capture_output=True, text=True, timeout=10)
+    assert v.returncode == 0, v.stderr
+    assert v.stdout == "dpinger-selfheal %s\n" % version()
+
+
 def stage_install(tree, stage, install_program):
     """What the port's staging does: the project's install target, with
     the port's MAKE_ARGS, DESTDIR = the stage."""
