@@ -115,10 +115,11 @@ bench: dpinger
 # FreeBSD's name:Zig's target, with Zig's bundled FreeBSD headers and libc
 # stubs, and the check that the layout the unit tests' fixtures write
 # (tests/unit/fbsd_layout.h) is the layout of FreeBSD's headers on each.
-# Zig passes powerpc64 a flag of its own that clang then calls unused.
+# Zig passes powerpc64* a flag of its own that clang then calls unused.
 CROSS_TARGETS=	amd64:x86_64-freebsd.14.0 arm64:aarch64-freebsd.14.0 \
 		i386:x86-freebsd.14.0 armv7:arm-freebsd.14.0-eabihf \
-		powerpc64:powerpc64-freebsd.14.0 riscv64:riscv64-freebsd.14.0
+		powerpc64:powerpc64-freebsd.14.0 \
+		powerpc64le:powerpc64le-freebsd.14.0 riscv64:riscv64-freebsd.14.0
 CROSSFLAGS=	$(WARNFLAGS) -Wno-unused-command-line-argument
 
 cross: dpinger.c VERSION tests/unit/fbsd_layout.h \

@@ -1036,10 +1036,10 @@ _Static_assert((_BYTE_ORDER == _BIG_ENDIAN) == BSD_HOST_BIG_ENDIAN,
 
 /*
  * What differs between FreeBSD's architectures, for this parser: SA_SIZE()
- * pads each sockaddr to sizeof(long), 8 bytes on amd64, arm64, powerpc64
- * and riscv64 but 4 on i386 and armv7, and the header fields are in the
- * host's byte order, big-endian on powerpc64.  The watcher parses with
- * the host's layout; the tests and the fuzzer select each of them.
+ * pads each sockaddr to sizeof(long), 8 bytes on amd64, arm64, powerpc64,
+ * powerpc64le and riscv64 but 4 on i386 and armv7, and the header fields
+ * are in the host's byte order, big-endian on powerpc64.  The watcher
+ * parses with the host's layout; the tests and the fuzzer select each.
  */
 struct bsd_layout {
 	size_t	sa_align;

@@ -6,7 +6,8 @@ warning-free.
 
 FreeBSD itself cannot run here: what these tests establish is that the
 code compiles and links against FreeBSD's own headers and libc for amd64,
-arm64, i386, armv7, powerpc64 (big-endian) and riscv64, and that the byte
+arm64, i386, armv7, powerpc64 (big-endian), powerpc64le and riscv64, and
+that the byte
 layouts the parser and its tests use are FreeBSD's on each.  That the
 parser reads each layout right is tests/unit/rtsock.c's job: it runs every
 PF_ROUTE fixture in each layout model.
@@ -30,16 +31,17 @@ TARGETS = {
     "i386": ("x86-freebsd.14.0", 3, "Intel 80386"),
     "armv7": ("arm-freebsd.14.0-eabihf", 40, "ARM"),
     "powerpc64": ("powerpc64-freebsd.14.0", 21, "PowerPC64"),
+    "powerpc64le": ("powerpc64le-freebsd.14.0", 21, "PowerPC64"),
     "riscv64": ("riscv64-freebsd.14.0", 243, "RISC-V"),
 }
 # One architecture per layout model (long size, byte order), for the
 # checks that compile dpinger.c again.
 MODELS = ["amd64", "i386", "powerpc64"]
-# Flags as make cross passes them: Zig hands powerpc64 a flag of its own
+# Flags as make cross passes them: Zig hands powerpc64* a flag of its own
 # that clang then calls unused.
 CROSSFLAGS = WARN + ["-Wno-unused-command-line-argument"]
 # Zig says the same about its own libc stubs the first time it builds them
-# for powerpc64; that is not our code.
+# for powerpc64*; that is not our code.
 ZIG_OWN_NOISE = re.compile(r"^zig: warning: argument unused during "
                            r"compilation: '-mabi=ieeelongdouble'.*$", re.M)
 
@@ -219,7 +221,7 @@ STT_FUNC = 2
 
 @pytest.fixture(scope="session")
 def cross_build():
-    """make cross, once per test session: six architectures."""
+    """make cross, once per test session: seven architectures."""
     if not have_zig():
         pytest.skip("SKIPPED: Python package ziglang is not installed")
     proc = subprocess.run(["make", "cross"], cwd=ROOT, capture_output=True,

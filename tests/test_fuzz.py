@@ -48,6 +48,7 @@ EXPECT = {
         # wrong model would misread the index 0x102 or the sockaddrs
         "ilp32-burst": MODEL_BURST,
         "be-burst": MODEL_BURST,
+        "ilp32-be-burst": MODEL_BURST,
     },
     "netlink": {
         "newaddr4": ["event kind=1 index=3 addr=192.0.2.2 ", "events 1"],

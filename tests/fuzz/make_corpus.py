@@ -84,10 +84,11 @@ class Model:
                          self.sdl(index, name) + self.sin6(addr, scope))
 
 
-# The harness's first byte: event limit (byte % 9), model (byte // 9 % 3).
+# The harness's first byte: event limit (byte % 9), model (byte // 9 % 4).
 LP64 = Model(8, 152, "<")
 ILP32 = Model(4, 92, "<")
 LP64_BE = Model(8, 152, ">")
+ILP32_BE = Model(4, 92, ">")
 
 
 def bsd_seeds():
@@ -110,7 +111,8 @@ def bsd_seeds():
                  addr4,
     }
     # the other models: one read of every kind, at index 0x102
-    for name, number, model in (("ilp32", 1, ILP32), ("be", 2, LP64_BE)):
+    for name, number, model in (("ilp32", 1, ILP32), ("be", 2, LP64_BE),
+                                ("ilp32-be", 3, ILP32_BE)):
         seeds[name + "-burst"] = bytes([number * 9 + 8]) + model_burst(model)
     return seeds
 

@@ -99,16 +99,17 @@
  * What differs between architectures.  SA_SIZE rounds a sockaddr up to
  * sizeof(long), an empty one to one long.
  */
-#define FX_LP64_SA_ALIGN	8	/* amd64, arm64, powerpc64, riscv64 */
+#define FX_LP64_SA_ALIGN	8	/* amd64, arm64, powerpc64[le], riscv64 */
 #define FX_LP64_RTM_SIZE	152
 #define FX_ILP32_SA_ALIGN	4	/* i386, armv7 */
 #define FX_ILP32_RTM_SIZE	92
 /* Byte order of every multi-byte header field, sin6_scope_id and
- * sdl_index: the host's.  Big-endian on powerpc64 only. */
+ * sdl_index: the host's.  Big-endian on powerpc64 (not powerpc64le). */
 
 /* Each architecture's model, when compiled for it (fbsd_layout_check.c). */
 #if defined(__x86_64__) || defined(__aarch64__) || \
-    (defined(__riscv) && __riscv_xlen == 64)
+    (defined(__riscv) && __riscv_xlen == 64) || \
+    (defined(__powerpc64__) && defined(__LITTLE_ENDIAN__))
 #define FX_ARCH_ILP32		0
 #define FX_ARCH_BIG_ENDIAN	0
 #elif defined(__powerpc64__)

@@ -8,8 +8,9 @@
  * The fixtures are written byte by byte, and never with dpinger.c's BSD_*
  * offsets: the point is a second, independent statement of the layout.
  * Every PF_ROUTE test runs once per layout model FreeBSD has (LP64
- * little-endian, ILP32 little-endian, LP64 big-endian), its fixtures
- * written in that model and parsed with dpinger.c told the same.
+ * little-endian, ILP32 little-endian, LP64 big-endian, ILP32 big-endian),
+ * its fixtures written in that model and parsed with dpinger.c told the
+ * same.
  */
 #define DPINGER_TEST
 #include "../../dpinger.c"
@@ -35,11 +36,15 @@ struct fx_model {
 };
 
 static const struct fx_model fx_models[] = {
-	{ "LP64 little-endian (amd64, arm64, riscv64)", FX_LP64_SA_ALIGN,
+	{ "LP64 little-endian (amd64, arm64, powerpc64le, riscv64)",
+	    FX_LP64_SA_ALIGN,
 	    FX_LP64_RTM_SIZE, false },
 	{ "ILP32 little-endian (i386, armv7)", FX_ILP32_SA_ALIGN,
 	    FX_ILP32_RTM_SIZE, false },
 	{ "LP64 big-endian (powerpc64)", FX_LP64_SA_ALIGN, FX_LP64_RTM_SIZE,
+	    true },
+	/* 32-bit powerpc (FreeBSD 14 only; Zig cannot build for it) */
+	{ "ILP32 big-endian (powerpc)", FX_ILP32_SA_ALIGN, FX_ILP32_RTM_SIZE,
 	    true },
 };
 
