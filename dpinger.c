@@ -250,8 +250,14 @@ fatal(const char *fmt, ...)
 /* Command line                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The Makefile passes the contents of VERSION. */
+#ifndef DPINGER_VERSION
+#define DPINGER_VERSION	"unknown"
+#endif
+_Static_assert(sizeof(DPINGER_VERSION) > 1, "empty DPINGER_VERSION");
+
 static const char usage_text[] =
-    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-B bind_addr]"
+    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-V] [-B bind_addr]"
     " [-s send_interval] [-l loss_interval] [-t time_period]"
     " [-r report_interval] [-d data_length] [-o output_file]"
     " [-A alert_interval] [-D latency_alarm] [-L loss_alarm]"
@@ -515,6 +521,7 @@ enum parse_result {
 	PARSE_USAGE,		/* print usage, exit 1 */
 	PARSE_ERROR,		/* print the message, exit 1 */
 	PARSE_USAGE_ERROR,	/* print usage, then the message, exit 1 */
+	PARSE_VERSION,		/* print the version, exit 0 */
 };
 
 /*
@@ -547,7 +554,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 	optreset = 1;
 #endif
 	while ((ch = getopt(argc, argv,
-	    "fRSPXhB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
+	    "fRSPXhVB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
 		switch (ch) {
 		case 'f':
 			c->foreground = true;
@@ -659,6 +666,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 				return PARSE_ERROR;
 			c->silence_given = true;
 			break;
+		case 'V':
+			return PARSE_VERSION;
 		case 'h':
 		default:
 			return PARSE_USAGE;
@@ -989,24 +998,6 @@ struct ifev {
 	char		ifname[IF_NAMESIZE];	/* "" when not carried */
 };
 
-static uint16_t
-get_u16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* KAME (the BSDs) embeds the scope of a link-local address in its second
  * 16-bit word, in routing messages and, when net.route.deembed_scopeid is
  * 0, in getifaddrs().  The address we compare has none: clear it. */
@@ -1033,9 +1024,10 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 
 /*
  * FreeBSD PF_ROUTE layout, as byte offsets (route(4), <net/route.h>,
- * <net/if.h>; amd64 and arm64 are identical).  The parser is compiled on
- * every OS so that it can be tested and fuzzed anywhere; on FreeBSD the
- * static assertions below tie every offset to the real headers.
+ * <net/if.h>), the same on every FreeBSD architecture but for what
+ * struct bsd_layout says.  The parser is compiled on every OS so that it
+ * can be tested and fuzzed anywhere; on FreeBSD the static assertions
+ * below tie every offset to the real headers.
  */
 #define BSD_RTM_VERSION		5
 #define BSD_RTM_NEWADDR		0x0c
@@ -1071,8 +1063,7 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 #define BSD_IFAN_NAME_OFF	6
 #define BSD_IFAN_WHAT_OFF	22
 #define BSD_IFAN_SIZE		24
-/* sockaddrs: sa_len, sa_family; padded to 8 bytes (SA_SIZE) */
-#define BSD_SA_ALIGN		8
+/* sockaddrs: sa_len, sa_family; padded to SA_SIZE (see bsd_layout) */
 #define BSD_SIN_ADDR_OFF	4
 #define BSD_SIN_SIZE		16
 #define BSD_SIN6_ADDR_OFF	8
@@ -1080,6 +1071,11 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 #define BSD_SIN6_SIZE		28
 #define BSD_SDL_NLEN_OFF	5
 #define BSD_SDL_DATA_OFF	8
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BSD_HOST_BIG_ENDIAN	true
+#else
+#define BSD_HOST_BIG_ENDIAN	false
+#endif
 
 #if defined(__FreeBSD__)
 _Static_assert(RTM_VERSION == BSD_RTM_VERSION, "RTM_VERSION");
@@ -1123,14 +1119,49 @@ _Static_assert(
 _Static_assert(offsetof(struct sockaddr_dl, sdl_nlen) == BSD_SDL_NLEN_OFF &&
     offsetof(struct sockaddr_dl, sdl_data) == BSD_SDL_DATA_OFF,
     "sockaddr_dl");
-_Static_assert(sizeof(long) == BSD_SA_ALIGN, "SA_SIZE alignment");
+/* SA_SIZE() rounds to sizeof(long); the tests cover 4 and 8. */
+_Static_assert(sizeof(long) == 4 || sizeof(long) == 8, "SA_SIZE alignment");
+_Static_assert((_BYTE_ORDER == _BIG_ENDIAN) == BSD_HOST_BIG_ENDIAN,
+    "byte order");
 #endif
+
+/*
+ * What differs between FreeBSD's architectures, for this parser: SA_SIZE()
+ * pads each sockaddr to sizeof(long), 8 bytes on amd64, arm64, powerpc64,
+ * powerpc64le and riscv64 but 4 on i386 and armv7, and the header fields
+ * are in the host's byte order, big-endian on powerpc64.  The watcher
+ * parses with the host's layout; the tests and the fuzzer select each.
+ */
+struct bsd_layout {
+	size_t	sa_align;
+	bool	big_endian;
+};
+
+static const struct bsd_layout bsd_host = {
+	.sa_align = sizeof(long),
+	.big_endian = BSD_HOST_BIG_ENDIAN,
+};
+
+static uint16_t
+bsd_u16(const struct bsd_layout *lay, const uint8_t *p)
+{
+	return (uint16_t)(lay->big_endian ? p[0] << 8 | p[1] :
+	    p[1] << 8 | p[0]);
+}
+
+static uint32_t
+bsd_u32(const struct bsd_layout *lay, const uint8_t *p)
+{
+	uint32_t first = bsd_u16(lay, p), second = bsd_u16(lay, p + 2);
+
+	return lay->big_endian ? first << 16 | second : second << 16 | first;
+}
 
 /* The local address (RTA_IFA) and interface name (RTA_IFP) that follow an
  * ifa_msghdr.  false when a sockaddr runs past the message. */
 static bool
-bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
-    uint32_t addrs, struct ifev *ev)
+bsd_addr_sockaddrs(const struct bsd_layout *lay, const uint8_t *p,
+    size_t off, size_t msglen, uint32_t addrs, struct ifev *ev)
 {
 	int i;
 
@@ -1147,8 +1178,8 @@ bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
 		if (sa_len > msglen - off)
 			return false;
 		/* SA_SIZE: an empty sockaddr still takes a long. */
-		off += sa_len == 0 ? BSD_SA_ALIGN :
-		    (sa_len + BSD_SA_ALIGN - 1) & ~(size_t)(BSD_SA_ALIGN - 1);
+		off += sa_len == 0 ? lay->sa_align :
+		    (sa_len + lay->sa_align - 1) & ~(lay->sa_align - 1);
 		if (sa_len < 2)
 			continue;
 		if ((1U << i) == BSD_RTA_IFA && sa[1] == BSD_AF_INET &&
@@ -1174,19 +1205,20 @@ bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
 }
 
 /*
- * Parse FreeBSD routing messages.  Every message is checked for length,
- * version and its type's minimum size before a field is read; route
- * changes (most of the traffic, since FreeBSD cannot filter them in the
- * kernel) are rejected on their type byte.
+ * Parse FreeBSD routing messages laid out as `lay` says.  Every message is
+ * checked for length, version and its type's minimum size before a field
+ * is read; route changes (most of the traffic, since FreeBSD cannot filter
+ * them in the kernel) are rejected on their type byte.
  */
-static size_t __attribute__((unused))	/* only the tests use it on Linux */
-rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
+static size_t
+rtmsg_parse_bsd_layout(const struct bsd_layout *lay, const void *buf,
+    size_t len, struct ifev *ev, size_t max)
 {
 	const uint8_t *p = buf;
 	size_t n = 0;
 
 	while (len >= 4 && n < max) {
-		size_t msglen = get_u16(p + BSD_MSGLEN_OFF);
+		size_t msglen = bsd_u16(lay, p + BSD_MSGLEN_OFF);
 		uint8_t type = p[BSD_TYPE_OFF];
 		struct ifev *e = &ev[n];
 
@@ -1202,9 +1234,9 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 				goto next;
 			e->kind = type == BSD_RTM_NEWADDR ? IFEV_ADDR_ADD :
 			    IFEV_ADDR_DEL;
-			e->ifindex = get_u16(p + BSD_IFAM_INDEX_OFF);
-			if (!bsd_addr_sockaddrs(p, BSD_IFAM_SIZE, msglen,
-			    get_u32(p + BSD_IFAM_ADDRS_OFF), e) ||
+			e->ifindex = bsd_u16(lay, p + BSD_IFAM_INDEX_OFF);
+			if (!bsd_addr_sockaddrs(lay, p, BSD_IFAM_SIZE,
+			    msglen, bsd_u32(lay, p + BSD_IFAM_ADDRS_OFF), e) ||
 			    e->family == 0)
 				goto next;
 			n++;
@@ -1213,8 +1245,8 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 			if (msglen < BSD_IFM_SIZE)
 				goto next;
 			e->kind = IFEV_LINK;
-			e->ifindex = get_u16(p + BSD_IFM_INDEX_OFF);
-			e->link_up = (get_u32(p + BSD_IFM_FLAGS_OFF) &
+			e->ifindex = bsd_u16(lay, p + BSD_IFM_INDEX_OFF);
+			e->link_up = (bsd_u32(lay, p + BSD_IFM_FLAGS_OFF) &
 			    BSD_IFF_UP) != 0 &&
 			    p[BSD_IFM_DATA_OFF + BSD_IFI_LINK_STATE_OFF] !=
 			    BSD_LINK_STATE_DOWN;
@@ -1223,7 +1255,7 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 		case BSD_RTM_IFANNOUNCE:
 			if (msglen < BSD_IFAN_SIZE)
 				goto next;
-			switch (get_u16(p + BSD_IFAN_WHAT_OFF)) {
+			switch (bsd_u16(lay, p + BSD_IFAN_WHAT_OFF)) {
 			case BSD_IFAN_ARRIVAL:
 				e->kind = IFEV_IF_ARRIVE;
 				break;
@@ -1233,7 +1265,7 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 			default:
 				goto next;
 			}
-			e->ifindex = get_u16(p + BSD_IFAN_INDEX_OFF);
+			e->ifindex = bsd_u16(lay, p + BSD_IFAN_INDEX_OFF);
 			copy_ifname(e->ifname, p + BSD_IFAN_NAME_OFF,
 			    BSD_IFAN_WHAT_OFF - BSD_IFAN_NAME_OFF);
 			n++;
@@ -1248,7 +1280,23 @@ next:
 	return n;
 }
 
+/* The host's messages: what the PF_ROUTE watcher reads. */
+static size_t __attribute__((unused))	/* only the tests use it on Linux */
+rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
+{
+	return rtmsg_parse_bsd_layout(&bsd_host, buf, len, ev, max);
+}
+
 #if defined(WATCH_NETLINK)
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
 /* Walk the rtattrs of one netlink message, bounded by the message. */
 static bool
 nl_next_attr(const uint8_t *p, size_t end, size_t *off, uint16_t *type,
@@ -3071,6 +3119,9 @@ main(int argc, char *argv[])
 		fatal("%s", err);
 	case PARSE_ERROR:
 		fatal("%s", err);
+	case PARSE_VERSION:
+		printf("dpinger-selfheal %s\n", DPINGER_VERSION);
+		return 0;
 	}
 	if (cfg.alert_cmd != NULL) {
 		size_t len = strlen(cfg.alert_cmd) + sizeof(" \"$@\"");

@@ -237,6 +237,10 @@ test_flag_errors(void)
 	    "192.0.2.1"), PARSE_OK);
 	CHECK_EQ_INT(strlen(c.identifier), 63);
 	CHECK_EQ_INT(PARSE(&c, err, "-h", "192.0.2.1"), PARSE_USAGE);
+	/* -V needs nothing else, and wins over what follows it */
+	CHECK_EQ_INT(PARSE(&c, err, "-V"), PARSE_VERSION);
+	CHECK_EQ_INT(PARSE(&c, err, "-V", "-s", "x", "192.0.2.1"),
+	    PARSE_VERSION);
 	CHECK_EQ_INT(PARSE(&c, err, "-q", "192.0.2.1"), PARSE_USAGE);
 	CHECK_EQ_INT(PARSE(&c, err, "-s"), PARSE_USAGE);
 	/* the last option of a kind wins */
