@@ -28,12 +28,11 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = os.path.join(REPO, "port", "pfsense")
-NETSTAT_WRAPPER = os.path.join(PORT, "netstat-wrapper.sh")
-VMSTAT_WRAPPER = os.path.join(PORT, "vmstat-wrapper.sh")
+WRAPPER = os.path.join(PORT, "mbuf-wrapper.sh")
 GUARD = os.path.join(PORT, "mbuf-guard.sh")
 BOOT = os.path.join(PORT, "mbuf-guard-boot.sh")
 INSTALL = os.path.join(PORT, "dpinger-install.sh")
-SCRIPTS = [NETSTAT_WRAPPER, VMSTAT_WRAPPER, GUARD, BOOT,
+SCRIPTS = [WRAPPER, GUARD, BOOT,
            os.path.join(PORT, "common.sh")]
 
 # pfSense's callers, verbatim: rrd.inc's updaterrd.sh and get_mbuf() in
@@ -241,6 +240,13 @@ class Env:
                                              "netstat", 1)
         self.stock_vmstat = self.make_stock(tmp / "vmstat.stock", "vmstat",
                                             1)
+        # The wrapper acts on the name it is run as, as once installed.
+        wrap = tmp / "wrap"
+        wrap.mkdir()
+        self.netstat = str(wrap / "netstat")
+        self.vmstat = str(wrap / "vmstat")
+        for path in (self.netstat, self.vmstat):
+            shutil.copy(WRAPPER, path)
         self.env = dict(
             os.environ, MBUF_TEST_TABLE=str(self.table),
             MBUF_TEST_LOG=str(self.log),
@@ -317,7 +323,7 @@ def test_netstat_m_exact_lines(env, shell, awk):
                     % awk)
     if awk != "awk":
         os.symlink(shutil.which(awk), env.bin / "awk")
-    r = env.run([NETSTAT_WRAPPER, "-m"], shell=shell)
+    r = env.run([env.netstat, "-m"], shell=shell)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout.splitlines() == EXPECTED
@@ -325,10 +331,24 @@ def test_netstat_m_exact_lines(env, shell, awk):
     assert "malloc_stats" not in env.sysctl_log()
 
 
+def test_netstat_m_with_a_short_path(env):
+    """pfSense's PHP and rc scripts may not have /usr/bin in PATH."""
+    r = env.run([env.netstat, "-m"], shell="/bin/sh", PATH="/nonexistent")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == EXPECTED
+
+
+def test_wrapper_under_another_name_refuses(env):
+    r = env.run([WRAPPER, "-m"])
+    assert r.returncode == 2
+    assert "run this wrapper as netstat or vmstat" in r.stderr
+    assert env.stock_calls() == [] and env.sysctl_log() == ""
+
+
 def test_netstat_m_reads_only_safe_leaves(env):
     """Names first (-N, no handler runs), then the leaves: never a whole
     subtree, never vm.zone_stats or kern.malloc_stats."""
-    r = env.run([NETSTAT_WRAPPER, "-m"])
+    r = env.run([env.netstat, "-m"])
     assert r.returncode == 0, r.stderr
     safe = (".size", ".limit.max_items", ".limit.sleeps", ".stats.current",
             ".stats.fails", ".nitems", ".free_items")
@@ -351,7 +371,7 @@ def test_netstat_m_sfbufs_line_when_present(env):
     env.set_table(zone_table(**{"kern.ipc.nsfbufs": 6656,
                                 "kern.ipc.nsfbufsused": 12,
                                 "kern.ipc.nsfbufspeak": 40}))
-    r = env.run([NETSTAT_WRAPPER, "-m"])
+    r = env.run([env.netstat, "-m"])
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[11] == "12/40/6656 sfbufs in use (current/peak/max)"
@@ -362,7 +382,7 @@ def test_netstat_m_without_sfstat_stops_after_the_counters(env):
     t = zone_table()
     del t["kern.ipc.sfstat"]
     env.set_table(t)
-    r = env.run([NETSTAT_WRAPPER, "-m"])
+    r = env.run([env.netstat, "-m"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == EXPECTED[:11]
 
@@ -370,7 +390,7 @@ def test_netstat_m_without_sfstat_stops_after_the_counters(env):
 def test_netstat_m_negative_difference_is_zero(env):
     """More free packets than clusters counted (a race between reads)."""
     env.set_table(zone_table(**{"vm.uma.mbuf_cluster.stats.current": 10}))
-    r = env.run([NETSTAT_WRAPPER, "-m"])
+    r = env.run([env.netstat, "-m"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1] == \
         "0/3556/1536/1000000 mbuf clusters in use (current/cache/total/max)"
@@ -380,7 +400,7 @@ def test_netstat_m_missing_zone_fails_clearly(env):
     t = {k: v for k, v in zone_table().items()
          if not k.startswith("vm.uma.mbuf_jumbo_9k.")}
     env.set_table(t)
-    r = env.run([NETSTAT_WRAPPER, "-m"])
+    r = env.run([env.netstat, "-m"])
     assert r.returncode == 1
     assert "zone mbuf_jumbo_9k not found" in r.stderr
     assert env.stock_calls() == []
@@ -392,7 +412,7 @@ def test_pfsense_pipelines_get_four_numbers(env, tmp_path):
         if not os.access(tool, os.X_OK):
             pytest.skip("SKIPPED: %s missing" % tool)
     netstat = tmp_path / "netstat"
-    shutil.copy(NETSTAT_WRAPPER, netstat)
+    shutil.copy(WRAPPER, netstat)
     netstat.chmod(0o755)
     for pipeline in (RRD_PIPELINE, DASHBOARD_PIPELINE):
         cmd = pipeline.replace("/usr/bin/netstat", str(netstat))
@@ -435,7 +455,7 @@ PASSED = [
 
 @pytest.mark.parametrize("args", GUARDED, ids=" ".join)
 def test_netstat_m_spellings_never_reach_the_original(env, args):
-    r = env.run([NETSTAT_WRAPPER] + args)
+    r = env.run([env.netstat] + args)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == EXPECTED
     assert env.stock_calls() == []
@@ -444,7 +464,7 @@ def test_netstat_m_spellings_never_reach_the_original(env, args):
 
 @pytest.mark.parametrize("args", PASSED, ids=lambda a: " ".join(a) or "-")
 def test_netstat_other_calls_reach_the_original_unchanged(env, args):
-    r = env.run([NETSTAT_WRAPPER] + args, STOCK_RC="3")
+    r = env.run([env.netstat] + args, STOCK_RC="3")
     assert r.returncode == 3
     assert r.stdout == "stock netstat output\n"
     assert r.stderr == "stock netstat stderr\n"
@@ -462,7 +482,7 @@ def test_netstat_other_calls_reach_the_original_unchanged(env, args):
 ], ids=lambda x: " ".join(x) if isinstance(x, list) else "")
 def test_netstat_m_usage_errors_exit_1_without_the_original(env, args,
                                                             message):
-    r = env.run([NETSTAT_WRAPPER] + args)
+    r = env.run([env.netstat] + args)
     assert r.returncode == 1
     assert r.stdout == ""
     assert "netstat: " + message in r.stderr
@@ -493,7 +513,7 @@ NOTE = ("vmstat: malloc statistics (-m) left out: reading kern.malloc_stats"
     (["-im", "a b"], ["-i", "a b"]),
 ], ids=lambda x: " ".join(x) if isinstance(x, list) else "")
 def test_vmstat_m_is_left_out(env, args, stock_args):
-    r = env.run([VMSTAT_WRAPPER] + args, STOCK_RC="4")
+    r = env.run([env.vmstat] + args, STOCK_RC="4")
     if stock_args is None:
         assert r.returncode == 0
         assert r.stdout == NOTE + "\n"
@@ -506,7 +526,7 @@ def test_vmstat_m_is_left_out(env, args, stock_args):
 
 
 def test_vmstat_m_with_libxo_keeps_stdout_clean(env):
-    r = env.run([VMSTAT_WRAPPER, "-m", "--libxo", "json", "-z"])
+    r = env.run([env.vmstat, "-m", "--libxo", "json", "-z"])
     assert r.returncode == 0
     assert r.stdout == "stock vmstat output\n"
     assert NOTE in r.stderr
@@ -519,14 +539,14 @@ def test_vmstat_m_with_libxo_keeps_stdout_clean(env):
     ["-cm"], ["-p", "m"], ["--", "-m"], ["-x", "-m"],
 ], ids=lambda a: " ".join(a) or "-")
 def test_vmstat_other_calls_reach_the_original_unchanged(env, args):
-    r = env.run([VMSTAT_WRAPPER] + args, STOCK_RC="2")
+    r = env.run([env.vmstat] + args, STOCK_RC="2")
     assert r.returncode == 2
     assert r.stdout == "stock vmstat output\n"
     assert env.stock_calls() == [("vmstat", args)]
 
 
 def test_vmstat_m_usage_error(env):
-    r = env.run([VMSTAT_WRAPPER, "-m", "-x"])
+    r = env.run([env.vmstat, "-m", "-x"])
     assert r.returncode == 1
     assert "vmstat: illegal option -- x" in r.stderr
     assert env.stock_calls() == []
@@ -605,9 +625,9 @@ def box(env):
     return Box(env)
 
 
-def is_wrapper(path, which):
-    with open(path) as f:
-        return f.read() == open(os.path.join(PORT, which)).read()
+def is_wrapper(path):
+    with open(path, "rb") as f:
+        return f.read() == open(WRAPPER, "rb").read()
 
 
 def test_install_upgrade_reboot_rollback_cycle(box):
@@ -618,8 +638,8 @@ def test_install_upgrade_reboot_rollback_cycle(box):
     # Install.
     r = box.run(GUARD)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert is_wrapper(box.netstat, "netstat-wrapper.sh")
-    assert is_wrapper(box.vmstat, "vmstat-wrapper.sh")
+    assert is_wrapper(box.netstat)
+    assert is_wrapper(box.vmstat)
     assert box.attrs(box.netstat)[0] == 0o555
     for p in (box.netstat, box.vmstat):
         saved = p.with_name(p.name + ".stock")
@@ -629,8 +649,7 @@ def test_install_upgrade_reboot_rollback_cycle(box):
         recorded = (box.state / (p.name + ".sha256")).read_text().split()
         assert recorded == [sha(saved), p.name + ".stock"]
     assert (box.boot).exists() and os.access(box.boot, os.X_OK)
-    for f in ("mbuf-guard.sh", "common.sh", "netstat-wrapper.sh",
-              "vmstat-wrapper.sh"):
+    for f in ("mbuf-guard.sh", "common.sh", "mbuf-wrapper.sh"):
         assert (box.state / f).read_bytes() == \
             open(os.path.join(PORT, f), "rb").read()
     assert "verified: netstat -m: 2070/3556/5626/1000000 mbuf clusters" \
@@ -681,8 +700,8 @@ def test_install_upgrade_reboot_rollback_cycle(box):
     assert "put the netstat wrapper back" in syslog
     assert "put the vmstat wrapper back" in syslog
     assert "verified: netstat -m: 2070/3556/5626/1000000" in syslog
-    assert is_wrapper(box.netstat, "netstat-wrapper.sh")
-    assert is_wrapper(box.vmstat, "vmstat-wrapper.sh")
+    assert is_wrapper(box.netstat)
+    assert is_wrapper(box.vmstat)
     for p in (box.netstat, box.vmstat):
         saved = p.with_name(p.name + ".stock")
         assert saved.read_bytes() == stock2[p][0]
@@ -742,7 +761,7 @@ def test_install_refuses_unaffected_system_unless_forced(box, table,
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--force: installing although" in r.stdout
     assert (box.state / "forced").exists()
-    assert is_wrapper(box.netstat, "netstat-wrapper.sh")
+    assert is_wrapper(box.netstat)
 
 
 def test_boot_leaves_an_upgrade_to_an_unaffected_system_alone(box):
@@ -752,7 +771,7 @@ def test_boot_leaves_an_upgrade_to_an_unaffected_system_alone(box):
     box.env.set_table(zone_table(**{"kern.osrelease": "15.0-RELEASE"}))
     r = box.run(str(box.boot))
     assert "no longer affected" in box.env.syslog.read_text()
-    assert not is_wrapper(box.netstat, "netstat-wrapper.sh")
+    assert not is_wrapper(box.netstat)
     r = box.run(GUARD, "--rollback")
     assert r.returncode == 0
     assert "not the wrapper" in r.stdout
@@ -790,7 +809,7 @@ def test_rollback_refuses_a_corrupt_saved_copy(box):
 def test_dpinger_install_delegates_mbuf_guard(box):
     r = box.run(INSTALL, "--mbuf-guard")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert is_wrapper(box.netstat, "netstat-wrapper.sh")
+    assert is_wrapper(box.netstat)
     r = box.run(INSTALL, "--status")
     assert "mbuf guard: installed (netstat -m: 2070/3556/5626/1000000" \
         in r.stdout

@@ -3,8 +3,8 @@
 # The pfSense 2.8 mbuf guard: keep netstat and vmstat from reading the
 # sysctl kern.malloc_stats, which panics pfSense 2.8.0/2.8.1's FreeBSD
 # 15.0-CURRENT kernel, while the mbuf graph and the dashboard's mbuf meter
-# keep working.  See netstat-wrapper.sh and vmstat-wrapper.sh for what the
-# wrappers do, README.md for the whole story.
+# keep working.  See mbuf-wrapper.sh for what the wrapper does, README.md
+# for the whole story.
 #
 # usage: mbuf-guard.sh [--install] [--force]
 #        mbuf-guard.sh --rollback
@@ -18,7 +18,8 @@
 #   b. save /usr/bin/netstat and /usr/bin/vmstat as netstat.stock and
 #      vmstat.stock beside them, with owner, group and mode (netstat is
 #      group kmem, mode 2555), and their SHA-256 in the state directory;
-#   c. install the wrappers atomically (mode 555) in their place;
+#   c. install mbuf-wrapper.sh atomically (mode 555) in their place: the
+#      one wrapper acts on the name it is run as;
 #   d. keep what a reboot needs in the state directory,
 #      /conf/dpinger-selfheal/mbuf-guard (/conf survives the RAM disks of
 #      /var and /tmp), and install the boot script
@@ -58,7 +59,7 @@ SYSCTL=${MBUF_GUARD_SYSCTL:-/sbin/sysctl}
 TOOLS="netstat vmstat"
 # Copied to the state directory, so that the boot script can put the guard
 # back without the directory the admin installed from.
-STATE_FILES="mbuf-guard.sh common.sh netstat-wrapper.sh vmstat-wrapper.sh"
+STATE_FILES="mbuf-guard.sh common.sh mbuf-wrapper.sh"
 
 # say, warn, sha256_of, atomic_copy, save_original, restore_original
 # live beside this script.
@@ -78,13 +79,14 @@ usage() {
 bin_of() { echo "$BIN_DIR/$1"; }
 stock_of() { echo "$BIN_DIR/$1.stock"; }
 sum_of() { echo "$STATE_DIR/$1.sha256"; }
-wrapper_src() { echo "$HERE/$1-wrapper.sh"; }
-wrapper_state() { echo "$STATE_DIR/$1-wrapper.sh"; }
+# One wrapper for both tools.
+wrapper_src() { echo "$HERE/mbuf-wrapper.sh"; }
+wrapper_state() { echo "$STATE_DIR/mbuf-wrapper.sh"; }
 
-# Any version of our wrappers: a line of their header names them.
+# Any version of our wrapper: a line of its header names it.
 is_wrapper() {
-	[ -f "$1" ] && head -n 5 "$1" 2>/dev/null |
-	    grep -q '^# mbuf-guard: [a-z]* wrapper [0-9]*$'
+	[ -f "$1" ] && head -n 8 "$1" 2>/dev/null |
+	    grep -q '^# mbuf-guard: wrapper [0-9]*$'
 }
 
 # Why this system is not affected, or nothing when it is.
