@@ -11,6 +11,23 @@ warn() {
 	echo "$PROG: $*" >&2
 }
 
+# Fail an install: say why, undo what this run did (undo_run, defined by
+# the sourcing script), exit 1.
+fail_install() {
+	warn "$*"
+	undo_run
+	warn "install failed; the box is as it was"
+	exit 1
+}
+
+# Exit unless root; a test root ($ROOT) needs no root.
+require_root() {
+	if [ -z "${ROOT:-}" ] && [ "$(id -u)" != 0 ]; then
+		warn "must run as root"
+		exit 1
+	fi
+}
+
 sha256_of() {
 	if command -v sha256 >/dev/null 2>&1; then
 		sha256 -q "$1"

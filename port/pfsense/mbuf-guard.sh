@@ -61,8 +61,8 @@ TOOLS="netstat vmstat"
 # back without the directory the admin installed from.
 STATE_FILES="mbuf-guard.sh common.sh mbuf-wrapper.sh"
 
-# say, warn, sha256_of, atomic_copy, save_original, restore_original
-# live beside this script.
+# say, warn, fail_install, require_root, sha256_of, atomic_copy,
+# save_original and restore_original live beside this script.
 COMMON=$HERE/common.sh
 if [ ! -r "$COMMON" ]; then
 	echo "$PROG: $COMMON is missing: copy it beside this script" >&2
@@ -191,18 +191,8 @@ undo_run() {
 	fi
 }
 
-fail_install() {
-	warn "$*"
-	undo_run
-	warn "install failed; the box is as it was"
-	exit 1
-}
-
 preflight() {
-	if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-		warn "must run as root"
-		exit 1
-	fi
+	require_root
 	if [ ! -f "$VERSION_FILE" ]; then
 		warn "this is not pfSense ($VERSION_FILE missing)"
 		exit 1
@@ -384,10 +374,7 @@ do_boot() {
 # ------------------------------------------------------------------ #
 
 do_rollback() {
-	if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-		warn "must run as root"
-		exit 1
-	fi
+	require_root
 	found=no
 	for t in $TOOLS; do
 		bin=$(bin_of "$t")
