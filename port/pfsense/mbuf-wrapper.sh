@@ -232,7 +232,7 @@ fi
 # vmstat -m: left out                                                 #
 # ------------------------------------------------------------------ #
 
-vmstat_m() {
+if [ "$tool" = vmstat ]; then
 	note="vmstat: malloc statistics (-m) left out: reading"
 	note="$note kern.malloc_stats can panic this kernel (pfSense 2.8"
 	note="$note mbuf guard)"
@@ -241,161 +241,153 @@ vmstat_m() {
 	else
 		echo "$note"
 	fi
-}
+	[ "$stats" = yes ] || exit 0
+	eval "set -- $keep"
+	exec "$orig" "$@"
+fi
 
 # ------------------------------------------------------------------ #
 # netstat -m from vm.uma.*                                            #
 # ------------------------------------------------------------------ #
 
-netstat_m() {
-	# pfSense's PHP and rc scripts may run us with a short PATH; grep and awk
-	# must still be found (appended, so that a caller's own come first).
-	PATH=${PATH:+$PATH:}/bin:/usr/bin
-	zones="mbuf mbuf_packet mbuf_cluster mbuf_jumbo_page mbuf_jumbo_9k"
-	zones="$zones mbuf_jumbo_16k"
+# pfSense's PHP and rc scripts may run us with a short PATH; grep and awk
+# must still be found (appended, so that a caller's own come first).
+PATH=${PATH:+$PATH:}/bin:/usr/bin
+zones="mbuf mbuf_packet mbuf_cluster mbuf_jumbo_page mbuf_jumbo_9k"
+zones="$zones mbuf_jumbo_16k"
 
-	# The names first (no handler runs for a name), then only the leaves we
-	# need, in one call.
-	names=""
-	for z in $zones; do
-		names="$names vm.uma.$z.size vm.uma.$z.limit.max_items"
-		names="$names vm.uma.$z.limit.sleeps vm.uma.$z.stats.current"
-		names="$names vm.uma.$z.stats.fails"
-	done
-	# shellcheck disable=SC2086
-	domains=$(for z in $zones; do "$sysctl" -N "vm.uma.$z" 2>/dev/null; done |
-	    grep -E '\.(keg\.)?domain\.[0-9]+\.(nitems|free_items)$')
-	# shellcheck disable=SC2086
-	values=$("$sysctl" -ie $names $domains kern.ipc.nsfbufs \
-	    kern.ipc.nsfbufsused kern.ipc.nsfbufspeak 2>/dev/null)
-	sfstat=$("$sysctl" -nx kern.ipc.sfstat 2>/dev/null)
+# The names first (no handler runs for a name), then only the leaves we
+# need, in one call.
+names=""
+for z in $zones; do
+	names="$names vm.uma.$z.size vm.uma.$z.limit.max_items"
+	names="$names vm.uma.$z.limit.sleeps vm.uma.$z.stats.current"
+	names="$names vm.uma.$z.stats.fails"
+done
+domains=$(for z in $zones; do "$sysctl" -N "vm.uma.$z" 2>/dev/null; done |
+    grep -E '\.(keg\.)?domain\.[0-9]+\.(nitems|free_items)$')
+# shellcheck disable=SC2086
+values=$("$sysctl" -ie $names $domains kern.ipc.nsfbufs \
+    kern.ipc.nsfbufsused kern.ipc.nsfbufspeak 2>/dev/null)
+sfstat=$("$sysctl" -nx kern.ipc.sfstat 2>/dev/null)
 
-	printf '%s\n' "$values" | awk -F= -v zones="$zones" -v sfstat="$sfstat" '
-	function clamp(x) { return x < 0 ? 0 : x }
-	function n(x) { return sprintf("%.0f", x) }
-	# One little-endian uint64 of the hex dump, field i (from 0).
-	function u64(hex, i,    j, k, v, d) {
-		v = 0
-		for (j = 7; j >= 0; j--) {
-			for (k = 1; k <= 2; k++) {
-				d = index("0123456789abcdef",
-				    tolower(substr(hex, 16 * i + 2 * j + k, 1)))
-				v = v * 16 + (d > 0 ? d - 1 : 0)
-			}
+printf '%s\n' "$values" | awk -F= -v zones="$zones" -v sfstat="$sfstat" '
+function clamp(x) { return x < 0 ? 0 : x }
+function n(x) { return sprintf("%.0f", x) }
+# One little-endian uint64 of the hex dump, field i (from 0).
+function u64(hex, i,    j, k, v, d) {
+	v = 0
+	for (j = 7; j >= 0; j--) {
+		for (k = 1; k <= 2; k++) {
+			d = index("0123456789abcdef",
+			    tolower(substr(hex, 16 * i + 2 * j + k, 1)))
+			v = v * 16 + (d > 0 ? d - 1 : 0)
 		}
-		return v
 	}
-	{
-		name = $1
-		val = substr($0, length(name) + 2)
-		if (name ~ /^kern\.ipc\./) {
-			sf[substr(name, 10)] = val
-			next
-		}
-		split(name, p, ".")
-		z = p[3]
-		leaf = substr(name, length("vm.uma." z ".") + 1)
-		if (leaf == "size" || leaf == "stats.current")
-			seen[z, leaf] = 1
-		if (leaf == "size") size[z] = val
-		else if (leaf == "limit.max_items") max[z] = val
-		else if (leaf == "limit.sleeps") sleeps[z] = val
-		else if (leaf == "stats.current") cnt[z] = val
-		else if (leaf == "stats.fails") fails[z] = val
-		else free[z] += val
-	}
-	END {
-		nz = split(zones, zl, " ")
-		for (i = 1; i <= nz; i++) {
-			if (!seen[zl[i], "size"] || !seen[zl[i], "stats.current"]) {
-				printf("netstat: zone %s not found under vm.uma\n", \
-				    zl[i]) > "/dev/stderr"
-				exit 1
-			}
-		}
-		mc = cnt["mbuf"]; mf = free["mbuf"]; ms = size["mbuf"]
-		pc = cnt["mbuf_packet"]; pf = free["mbuf_packet"]
-		ps = size["mbuf_packet"]
-		cc = cnt["mbuf_cluster"]; cf = free["mbuf_cluster"]
-		cs = size["mbuf_cluster"]
-		jc = cnt["mbuf_jumbo_page"]; jf = free["mbuf_jumbo_page"]
-		js = size["mbuf_jumbo_page"]
-		c9 = cnt["mbuf_jumbo_9k"]; f9 = free["mbuf_jumbo_9k"]
-		s9 = size["mbuf_jumbo_9k"]
-		c16 = cnt["mbuf_jumbo_16k"]; f16 = free["mbuf_jumbo_16k"]
-		s16 = size["mbuf_jumbo_16k"]
-		jk = int(js / 1024)
-
-		printf("%s/%s/%s mbufs in use (current/cache/total)\n",
-		    n(mc + pc), n(mf + pf), n(mc + pc + mf + pf))
-		printf("%s/%s/%s/%s mbuf clusters in use " \
-		    "(current/cache/total/max)\n",
-		    n(clamp(cc - pf)), n(cf + pf), n(cc + cf), n(max["mbuf_cluster"]))
-		printf("%s/%s mbuf+clusters out of packet secondary zone in use " \
-		    "(current/cache)\n", n(pc), n(pf))
-		printf("%s/%s/%s/%s %sk (page size) jumbo clusters in use " \
-		    "(current/cache/total/max)\n",
-		    n(jc), n(jf), n(jc + jf), n(max["mbuf_jumbo_page"]), n(jk))
-		printf("%s/%s/%s/%s 9k jumbo clusters in use " \
-		    "(current/cache/total/max)\n",
-		    n(c9), n(f9), n(c9 + f9), n(max["mbuf_jumbo_9k"]))
-		printf("%s/%s/%s/%s 16k jumbo clusters in use " \
-		    "(current/cache/total/max)\n",
-		    n(c16), n(f16), n(c16 + f16), n(max["mbuf_jumbo_16k"]))
-		inuse = mc * ms + pc * ps + pc * cs + clamp(cc - pc - pf) * cs + \
-		    jc * js + c9 * s9 + c16 * s16
-		incache = mf * ms + pf * ms + pf * cs + cf * cs + jf * js + \
-		    f9 * s9 + f16 * s16
-		printf("%sK/%sK/%sK bytes allocated to network " \
-		    "(current/cache/total)\n", n(int(inuse / 1024)),
-		    n(int(incache / 1024)), n(int((inuse + incache) / 1024)))
-		printf("%s/%s/%s requests for mbufs denied " \
-		    "(mbufs/clusters/mbuf+clusters)\n", n(fails["mbuf"]),
-		    n(fails["mbuf_cluster"]), n(fails["mbuf_packet"]))
-		printf("%s/%s/%s requests for mbufs delayed " \
-		    "(mbufs/clusters/mbuf+clusters)\n", n(sleeps["mbuf"]),
-		    n(sleeps["mbuf_cluster"]), n(sleeps["mbuf_packet"]))
-		printf("%s/%s/%s requests for jumbo clusters delayed " \
-		    "(%sk/9k/16k)\n", n(sleeps["mbuf_jumbo_page"]),
-		    n(sleeps["mbuf_jumbo_9k"]), n(sleeps["mbuf_jumbo_16k"]), n(jk))
-		printf("%s/%s/%s requests for jumbo clusters denied " \
-		    "(%sk/9k/16k)\n", n(fails["mbuf_jumbo_page"]),
-		    n(fails["mbuf_jumbo_9k"]), n(fails["mbuf_jumbo_16k"]), n(jk))
-		if (("nsfbufs" in sf) && ("nsfbufsused" in sf) && \
-		    ("nsfbufspeak" in sf))
-			printf("%d/%d/%d sfbufs in use (current/peak/max)\n",
-			    sf["nsfbufsused"], sf["nsfbufspeak"], sf["nsfbufs"])
-		# struct sfstat: syscalls, noiocnt, iocnt, pages_read, pages_valid,
-		# rhpages_requested, rhpages_read, busy, allocfail, allocwait,
-		# pages_bogus.
-		hex = sfstat
-		sub(/.*Dump:0x/, "", hex)
-		if (length(hex) < 16 * 11)
-			exit 0
-		printf("%s sendfile syscalls\n", n(u64(hex, 0)))
-		printf("%s sendfile syscalls completed without I/O request\n",
-		    n(u64(hex, 1)))
-		printf("%s requests for I/O initiated by sendfile\n", n(u64(hex, 2)))
-		printf("%s pages read by sendfile as part of a request\n",
-		    n(u64(hex, 3)))
-		printf("%s pages were valid at time of a sendfile request\n",
-		    n(u64(hex, 4)))
-		printf("%s pages were valid and substituted to bogus page\n",
-		    n(u64(hex, 10)))
-		printf("%s pages were requested for read ahead by applications\n",
-		    n(u64(hex, 5)))
-		printf("%s pages were read ahead by sendfile\n", n(u64(hex, 6)))
-		printf("%s times sendfile encountered an already busy page\n",
-		    n(u64(hex, 7)))
-		printf("%s requests for sfbufs denied\n", n(u64(hex, 8)))
-		printf("%s requests for sfbufs delayed\n", n(u64(hex, 9)))
-	}'
+	return v
 }
+{
+	name = $1
+	val = substr($0, length(name) + 2)
+	if (name ~ /^kern\.ipc\./) {
+		sf[substr(name, 10)] = val
+		next
+	}
+	split(name, p, ".")
+	z = p[3]
+	leaf = substr(name, length("vm.uma." z ".") + 1)
+	if (leaf == "size" || leaf == "stats.current")
+		seen[z, leaf] = 1
+	if (leaf == "size") size[z] = val
+	else if (leaf == "limit.max_items") max[z] = val
+	else if (leaf == "limit.sleeps") sleeps[z] = val
+	else if (leaf == "stats.current") cnt[z] = val
+	else if (leaf == "stats.fails") fails[z] = val
+	else free[z] += val
+}
+END {
+	nz = split(zones, zl, " ")
+	for (i = 1; i <= nz; i++) {
+		if (!seen[zl[i], "size"] || !seen[zl[i], "stats.current"]) {
+			printf("netstat: zone %s not found under vm.uma\n", \
+			    zl[i]) > "/dev/stderr"
+			exit 1
+		}
+	}
+	mc = cnt["mbuf"]; mf = free["mbuf"]; ms = size["mbuf"]
+	pc = cnt["mbuf_packet"]; pf = free["mbuf_packet"]
+	ps = size["mbuf_packet"]
+	cc = cnt["mbuf_cluster"]; cf = free["mbuf_cluster"]
+	cs = size["mbuf_cluster"]
+	jc = cnt["mbuf_jumbo_page"]; jf = free["mbuf_jumbo_page"]
+	js = size["mbuf_jumbo_page"]
+	c9 = cnt["mbuf_jumbo_9k"]; f9 = free["mbuf_jumbo_9k"]
+	s9 = size["mbuf_jumbo_9k"]
+	c16 = cnt["mbuf_jumbo_16k"]; f16 = free["mbuf_jumbo_16k"]
+	s16 = size["mbuf_jumbo_16k"]
+	jk = int(js / 1024)
 
-if [ "$tool" = vmstat ]; then
-	vmstat_m
-	[ "$stats" = yes ] || exit 0
-	eval "set -- $keep"
-	exec "$orig" "$@"
-fi
-netstat_m
+	printf("%s/%s/%s mbufs in use (current/cache/total)\n",
+	    n(mc + pc), n(mf + pf), n(mc + pc + mf + pf))
+	printf("%s/%s/%s/%s mbuf clusters in use " \
+	    "(current/cache/total/max)\n",
+	    n(clamp(cc - pf)), n(cf + pf), n(cc + cf), n(max["mbuf_cluster"]))
+	printf("%s/%s mbuf+clusters out of packet secondary zone in use " \
+	    "(current/cache)\n", n(pc), n(pf))
+	printf("%s/%s/%s/%s %sk (page size) jumbo clusters in use " \
+	    "(current/cache/total/max)\n",
+	    n(jc), n(jf), n(jc + jf), n(max["mbuf_jumbo_page"]), n(jk))
+	printf("%s/%s/%s/%s 9k jumbo clusters in use " \
+	    "(current/cache/total/max)\n",
+	    n(c9), n(f9), n(c9 + f9), n(max["mbuf_jumbo_9k"]))
+	printf("%s/%s/%s/%s 16k jumbo clusters in use " \
+	    "(current/cache/total/max)\n",
+	    n(c16), n(f16), n(c16 + f16), n(max["mbuf_jumbo_16k"]))
+	inuse = mc * ms + pc * ps + pc * cs + clamp(cc - pc - pf) * cs + \
+	    jc * js + c9 * s9 + c16 * s16
+	incache = mf * ms + pf * ms + pf * cs + cf * cs + jf * js + \
+	    f9 * s9 + f16 * s16
+	printf("%sK/%sK/%sK bytes allocated to network " \
+	    "(current/cache/total)\n", n(int(inuse / 1024)),
+	    n(int(incache / 1024)), n(int((inuse + incache) / 1024)))
+	printf("%s/%s/%s requests for mbufs denied " \
+	    "(mbufs/clusters/mbuf+clusters)\n", n(fails["mbuf"]),
+	    n(fails["mbuf_cluster"]), n(fails["mbuf_packet"]))
+	printf("%s/%s/%s requests for mbufs delayed " \
+	    "(mbufs/clusters/mbuf+clusters)\n", n(sleeps["mbuf"]),
+	    n(sleeps["mbuf_cluster"]), n(sleeps["mbuf_packet"]))
+	printf("%s/%s/%s requests for jumbo clusters delayed " \
+	    "(%sk/9k/16k)\n", n(sleeps["mbuf_jumbo_page"]),
+	    n(sleeps["mbuf_jumbo_9k"]), n(sleeps["mbuf_jumbo_16k"]), n(jk))
+	printf("%s/%s/%s requests for jumbo clusters denied " \
+	    "(%sk/9k/16k)\n", n(fails["mbuf_jumbo_page"]),
+	    n(fails["mbuf_jumbo_9k"]), n(fails["mbuf_jumbo_16k"]), n(jk))
+	if (("nsfbufs" in sf) && ("nsfbufsused" in sf) && \
+	    ("nsfbufspeak" in sf))
+		printf("%d/%d/%d sfbufs in use (current/peak/max)\n",
+		    sf["nsfbufsused"], sf["nsfbufspeak"], sf["nsfbufs"])
+	# struct sfstat: syscalls, noiocnt, iocnt, pages_read, pages_valid,
+	# rhpages_requested, rhpages_read, busy, allocfail, allocwait,
+	# pages_bogus.
+	hex = sfstat
+	sub(/.*Dump:0x/, "", hex)
+	if (length(hex) < 16 * 11)
+		exit 0
+	printf("%s sendfile syscalls\n", n(u64(hex, 0)))
+	printf("%s sendfile syscalls completed without I/O request\n",
+	    n(u64(hex, 1)))
+	printf("%s requests for I/O initiated by sendfile\n", n(u64(hex, 2)))
+	printf("%s pages read by sendfile as part of a request\n",
+	    n(u64(hex, 3)))
+	printf("%s pages were valid at time of a sendfile request\n",
+	    n(u64(hex, 4)))
+	printf("%s pages were valid and substituted to bogus page\n",
+	    n(u64(hex, 10)))
+	printf("%s pages were requested for read ahead by applications\n",
+	    n(u64(hex, 5)))
+	printf("%s pages were read ahead by sendfile\n", n(u64(hex, 6)))
+	printf("%s times sendfile encountered an already busy page\n",
+	    n(u64(hex, 7)))
+	printf("%s requests for sfbufs denied\n", n(u64(hex, 8)))
+	printf("%s requests for sfbufs delayed\n", n(u64(hex, 9)))
+}'
