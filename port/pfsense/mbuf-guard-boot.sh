@@ -9,6 +9,9 @@
 # upgrade and the RAM disks.  For tests, every path is under $ROOT.
 
 ROOT=${ROOT:-}
+# Whatever PATH the boot gives us, the base tools must be found.
+PATH=${PATH:+$PATH:}/sbin:/bin:/usr/sbin:/usr/bin
+export PATH
 GUARD=$ROOT/conf/dpinger-selfheal/mbuf-guard/mbuf-guard.sh
 
 case "${1:-start}" in
