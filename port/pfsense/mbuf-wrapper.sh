@@ -51,6 +51,8 @@
 #   MBUF_GUARD_NETSTAT  the original netstat    (/usr/bin/netstat.stock)
 #   MBUF_GUARD_VMSTAT   the original vmstat     (/usr/bin/vmstat.stock)
 #   MBUF_GUARD_SYSCTL   the sysctl(8) to read   (/sbin/sysctl)
+# Like PATH, they are taken from the caller's environment: the wrapper is
+# not setuid or setgid (the saved netstat keeps its setgid kmem bit).
 #
 # POSIX sh, as FreeBSD's /bin/sh runs it; no GNU-only options.
 
@@ -258,13 +260,16 @@ zones="$zones mbuf_jumbo_16k"
 
 # The names first (no handler runs for a name), then only the leaves we
 # need, in one call.
+nodes=""
 names=""
 for z in $zones; do
+	nodes="$nodes vm.uma.$z"
 	names="$names vm.uma.$z.size vm.uma.$z.limit.max_items"
 	names="$names vm.uma.$z.limit.sleeps vm.uma.$z.stats.current"
 	names="$names vm.uma.$z.stats.fails"
 done
-domains=$(for z in $zones; do "$sysctl" -N "vm.uma.$z" 2>/dev/null; done |
+# shellcheck disable=SC2086
+domains=$("$sysctl" -N $nodes 2>/dev/null |
     grep -E '\.(keg\.)?domain\.[0-9]+\.(nitems|free_items)$')
 # shellcheck disable=SC2086
 values=$("$sysctl" -ie $names $domains kern.ipc.nsfbufs \
