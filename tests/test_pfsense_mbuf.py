@@ -739,6 +739,24 @@ def test_install_upgrade_reboot_rollback_cycle(box):
     assert box.snapshot() == snap
 
 
+def test_install_again_after_an_upgrade_saves_the_new_stock(box):
+    """Upgraded, not rebooted yet, and the admin installs again."""
+    r = box.run(GUARD)
+    assert r.returncode == 0, r.stdout + r.stderr
+    box.put_stock(2)
+    stock2 = box.netstat.read_bytes()
+    r = box.run(GUARD)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "saved %s as %s.stock" % (box.netstat, box.netstat) in r.stdout
+    assert is_wrapper(box.netstat) and is_wrapper(box.vmstat)
+    saved = box.root / "usr" / "bin" / "netstat.stock"
+    assert saved.read_bytes() == stock2
+    assert box.attrs(saved) == (0o2555, 0, box.gid)
+    r = box.run(GUARD, "--rollback")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert box.netstat.read_bytes() == stock2
+
+
 @pytest.mark.parametrize("table,version,why", [
     ({"kern.osrelease": "14.3-RELEASE"}, "2.8.1-RELEASE",
      "the kernel is 'FreeBSD 14.3-RELEASE', not FreeBSD 15.0-CURRENT"),

@@ -293,7 +293,8 @@ do_install() {
 		: >"$STATE_DIR/forced" || fail_install "cannot write $STATE_DIR"
 	fi
 	if ! cmp -s "$HERE/mbuf-guard-boot.sh" "$BOOT_SCRIPT"; then
-		made_boot=yes
+		# An older boot script is replaced, not removed, by an undo.
+		[ -f "$BOOT_SCRIPT" ] || made_boot=yes
 		if ! mkdir -p "$(dirname "$BOOT_SCRIPT")" ||
 		    ! atomic_copy "$HERE/mbuf-guard-boot.sh" "$BOOT_SCRIPT" 555
 		then
