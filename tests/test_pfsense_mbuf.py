@@ -300,14 +300,6 @@ def env(tmp_path):
     return Env(tmp_path)
 
 
-def shells():
-    return [s for s in ("dash", "bash") if shutil.which(s)]
-
-
-def awks():
-    return ["awk"] + [a for a in ("original-awk",) if shutil.which(a)]
-
-
 # ------------------------------------------------------------------ #
 # netstat -m output                                                   #
 # ------------------------------------------------------------------ #
@@ -598,6 +590,14 @@ class Box:
                               capture_output=True, text=True,
                               env=self.env_vars(), timeout=120)
 
+    def run_unchanged(self, script, *args, rc=0):
+        """Run; the exit status is rc and no file under the root changed."""
+        snap = self.snapshot()
+        r = self.run(script, *args)
+        assert r.returncode == rc, r.stdout + r.stderr
+        assert self.snapshot() == snap
+        return r
+
     def snapshot(self):
         """Every file under the root: bytes, mode, owner, group."""
         snap = {}
@@ -666,11 +666,8 @@ def test_install_upgrade_reboot_rollback_cycle(box):
     assert out.stdout == "stock netstat output\n"
 
     # Again: nothing changes.
-    snap = box.snapshot()
-    r = box.run(GUARD, "--install")
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = box.run_unchanged(GUARD, "--install")
     assert "already the wrapper" in r.stdout
-    assert box.snapshot() == snap
 
     # Status.
     r = box.run(GUARD, "--status")
@@ -710,11 +707,8 @@ def test_install_upgrade_reboot_rollback_cycle(box):
         assert recorded[0] == sha(saved)
 
     # The next boot finds everything in place.
-    snap = box.snapshot()
-    r = box.run(str(box.boot), "start")
-    assert r.returncode == 0
+    box.run_unchanged(str(box.boot), "start")
     assert "guard in place" in box.env.syslog.read_text()
-    assert box.snapshot() == snap
     # The boot script ignores stop.
     r = box.run(str(box.boot), "stop")
     assert not box.env.syslog.exists()
@@ -732,11 +726,8 @@ def test_install_upgrade_reboot_rollback_cycle(box):
     assert not (box.root / "conf" / "dpinger-selfheal").exists()
 
     # Again: nothing to do.
-    snap = box.snapshot()
-    r = box.run(GUARD, "--rollback")
-    assert r.returncode == 0
+    r = box.run_unchanged(GUARD, "--rollback")
     assert "nothing to roll back" in r.stdout
-    assert box.snapshot() == snap
 
 
 def test_install_again_after_an_upgrade_saves_the_new_stock(box):
@@ -768,13 +759,10 @@ def test_install_refuses_unaffected_system_unless_forced(box, table,
                                                          version, why):
     box.env.set_table(zone_table(**table))
     (box.root / "etc" / "version").write_text(version + "\n")
-    snap = box.snapshot()
-    r = box.run(GUARD)
-    assert r.returncode == 1
+    r = box.run_unchanged(GUARD, rc=1)
     assert "not installing: this system is not affected" in r.stderr
     assert why in r.stderr
     assert "--force" in r.stderr
-    assert box.snapshot() == snap
     r = box.run(GUARD, "--force")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "--force: installing although" in r.stdout
@@ -803,12 +791,9 @@ def test_failed_verify_leaves_the_box_as_it_was(box):
     t = {k: v for k, v in zone_table().items()
          if not k.startswith("vm.uma.")}
     box.env.set_table(t)
-    snap = box.snapshot()
-    r = box.run(GUARD)
-    assert r.returncode == 1
+    r = box.run_unchanged(GUARD, rc=1)
     assert "gives no cluster line" in r.stderr
     assert "install failed; the box is as it was" in r.stderr
-    assert box.snapshot() == snap
 
 
 def test_rollback_refuses_a_corrupt_saved_copy(box):
@@ -817,11 +802,8 @@ def test_rollback_refuses_a_corrupt_saved_copy(box):
     saved = box.root / "usr" / "bin" / "netstat.stock"
     saved.chmod(0o755)
     saved.write_text(saved.read_text() + "# damaged\n")
-    snap = box.snapshot()
-    r = box.run(GUARD, "--rollback")
-    assert r.returncode == 1
+    r = box.run_unchanged(GUARD, "--rollback", rc=1)
     assert "does not match its checksum" in r.stderr
-    assert box.snapshot() == snap
 
 
 def test_dpinger_install_delegates_mbuf_guard(box):
