@@ -537,6 +537,15 @@ def test_vmstat_other_calls_reach_the_original_unchanged(env, args):
     assert env.stock_calls() == [("vmstat", args)]
 
 
+@pytest.mark.parametrize("tool,args", [
+    ("netstat", ["-rn"]), ("vmstat", ["-z"]), ("vmstat", ["-mz"])])
+def test_missing_original_is_named(env, tool, args):
+    r = env.run([getattr(env, tool)] + args, MBUF_GUARD_NETSTAT="/nonexistent",
+                MBUF_GUARD_VMSTAT="/nonexistent")
+    assert r.returncode == 127
+    assert "the original %s (/nonexistent) is missing" % tool in r.stderr
+
+
 def test_vmstat_m_usage_error(env):
     r = env.run([env.vmstat, "-m", "-x"])
     assert r.returncode == 1

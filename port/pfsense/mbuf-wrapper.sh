@@ -214,6 +214,13 @@ if [ "$tool" = netstat ] && [ "$operands" -gt 0 ] && [ -z "$error" ]; then
 	esac
 fi
 
+if [ "$mflag" = no ] || [ "$kvm" = yes ] || [ "$stats" = yes ]; then
+	if [ ! -x "$orig" ]; then
+		echo "$tool: the original $tool ($orig) is missing; see" \
+		    "mbuf-guard.sh --status" >&2
+		exit 127
+	fi
+fi
 if [ "$mflag" = no ] || [ "$kvm" = yes ]; then
 	exec "$orig" "$@"
 fi
