@@ -6,6 +6,7 @@
 # usage: dpinger-install.sh [--install] [NEW_BINARY]
 #        dpinger-install.sh --rollback
 #        dpinger-install.sh --status
+#        dpinger-install.sh --mbuf-guard [--force | --rollback | --status]
 #
 # --install (the default) does what a person would do by hand, one step at
 # a time, each step a no-op when already done:
@@ -30,6 +31,9 @@
 #
 # --status shows what is installed, the saved copy, the lock and every
 # status socket's answer.
+#
+# --mbuf-guard (first) runs mbuf-guard.sh from this directory with the
+# other arguments: the pfSense 2.8 `netstat -m` panic guard.
 #
 # For tests: every absolute path is under $ROOT (empty on pfSense), and
 # pkg, php, pfSsh.php, nc are found through PATH.
@@ -70,6 +74,7 @@ locked_pkg=no
 
 usage() {
 	echo "usage: $0 [--install] [NEW_BINARY] | --rollback | --status" >&2
+	echo "       $0 --mbuf-guard [--force | --rollback | --status]" >&2
 	exit 2
 }
 
@@ -460,8 +465,15 @@ do_status() {
 		say "$(basename "$_sock"): ${_line:-(no answer)}"
 	done
 	watchdog_status
+	[ -r "$(dirname "$0")/mbuf-guard.sh" ] &&
+	    say "$(sh "$(dirname "$0")/mbuf-guard.sh" --status-line)"
 	exit 0
 }
+
+if [ "${1:-}" = --mbuf-guard ]; then
+	shift
+	exec sh "$(dirname "$0")/mbuf-guard.sh" "$@"
+fi
 
 action=install
 new=""
