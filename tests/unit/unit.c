@@ -678,8 +678,123 @@ test_watch_filter(void)
 }
 #endif
 
+#if defined(SOCKET_BPF)
+/* Whether a socket filter lets a packet through: the program runs in the
+ * kernel on a datagram socket pair, as on a raw socket's packets. */
+static int
+prog_passes(struct sock_filter *prog, size_t n, const uint8_t *pkt,
+    size_t len)
+{
+	struct sock_fprog fprog = { (unsigned short)n, prog };
+	uint8_t got[128];
+	int sv[2], passed;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+		return -1;
+	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog)) != 0 || send(sv[0], pkt, len, 0) != (ssize_t)len) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
+	close(sv[0]);
+	close(sv[1]);
+	return passed;
+}
+
+static int
+recv_filter_passes(int family, uint16_t id, const uint8_t *pkt, size_t len)
+{
+	struct sock_filter prog[RECV_FILTER_LEN];
+
+	return prog_passes(prog, recv_filter_build(family, id, prog), pkt,
+	    len);
+}
+
+/* An echo message of the given type, code and identifier, as a raw
+ * socket reads it: IPv4 behind an IP header of ihl words, IPv6 bare. */
+static size_t
+raw_echo(uint8_t *buf, int family, unsigned int ihl, uint8_t type,
+    uint8_t code, uint16_t id)
+{
+	size_t off = family == AF_INET ? ihl * 4 : 0;
+
+	memset(buf, 0, 128);
+	if (family == AF_INET)
+		buf[0] = (uint8_t)(0x40 | ihl);
+	buf[off] = type;
+	buf[off + 1] = code;
+	buf[off + 4] = (uint8_t)(id >> 8);
+	buf[off + 5] = (uint8_t)id;
+	buf[off + 7] = 3;	/* sequence */
+	return off + 8 + 16;	/* with a payload */
+}
+
+/* The receive socket's filter passes our echo replies and nothing else;
+ * the send socket's passes nothing. */
+static void
+test_recv_filter(void)
+{
+	static const struct {
+		int		family;
+		unsigned int	ihl;
+		uint8_t		type;
+		uint8_t		code;
+		uint16_t	id;
+		size_t		cut;	/* bytes removed from the end */
+		int		passes;
+	} cases[] = {
+		{ AF_INET, 5, 0, 0, 0xbeef, 0, 1 },
+		{ AF_INET, 6, 0, 0, 0xbeef, 0, 1 },	/* IP options */
+		{ AF_INET, 15, 0, 0, 0xbeef, 0, 1 },
+		{ AF_INET, 5, 0, 0, 0xbeee, 0, 0 },	/* another id */
+		{ AF_INET, 5, 0, 0, 0xefbe, 0, 0 },	/* byte order */
+		{ AF_INET, 5, 8, 0, 0xbeef, 0, 0 },	/* a request */
+		{ AF_INET, 5, 3, 0, 0xbeef, 0, 0 },	/* unreachable */
+		{ AF_INET, 5, 0, 1, 0xbeef, 0, 0 },	/* a bad code */
+		{ AF_INET, 5, 0, 0, 0xbeef, 22, 0 },	/* id cut off */
+		{ AF_INET, 5, 0, 0, 0xbeef, 18, 1 },	/* id, no seq */
+		{ AF_INET6, 0, 129, 0, 0xbeef, 0, 1 },
+		{ AF_INET6, 0, 129, 0, 0x1234, 0, 0 },
+		{ AF_INET6, 0, 128, 0, 0xbeef, 0, 0 },	/* a request */
+		{ AF_INET6, 0, 0, 0, 0xbeef, 0, 0 },	/* IPv4's reply */
+		{ AF_INET6, 0, 135, 0, 0xbeef, 0, 0 },	/* neighbour */
+		{ AF_INET6, 0, 129, 2, 0xbeef, 0, 0 },
+		{ AF_INET6, 0, 129, 0, 0xbeef, 20, 0 },
+	};
+	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+	uint8_t pkt[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = raw_echo(pkt, cases[i].family, cases[i].ihl,
+		    cases[i].type, cases[i].code, cases[i].id);
+		int passes = recv_filter_passes(cases[i].family, 0xbeef, pkt,
+		    len - cases[i].cut);
+
+		if (passes != cases[i].passes)
+			fprintf(stderr, "receive filter case %zu\n", i);
+		CHECK_EQ_INT(passes, cases[i].passes);
+	}
+	/* identifier 0 and 0xffff are identifiers like any other */
+	CHECK_EQ_INT(recv_filter_passes(AF_INET, 0, pkt,
+	    raw_echo(pkt, AF_INET, 5, 0, 0, 0)), 1);
+	CHECK_EQ_INT(recv_filter_passes(AF_INET6, 0xffff, pkt,
+	    raw_echo(pkt, AF_INET6, 0, 129, 0, 0xffff)), 1);
+	CHECK_EQ_INT(prog_passes(&drop, 1, pkt,
+	    raw_echo(pkt, AF_INET, 5, 0, 0, 0xbeef)), 0);
+}
+#else
+static void
+test_recv_filter(void)
+{
+	printf("SKIPPED: receive filter: no socket filters here\n");
+}
+#endif
+
 UNIT_MAIN(test_time_syntax, test_percent_and_length, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
     test_alarms, test_icmp, test_watch_decisions, test_error_classes,
-    test_fresh_echo_id, test_watch_filter)
+    test_fresh_echo_id, test_watch_filter, test_recv_filter)
