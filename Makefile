@@ -78,7 +78,7 @@ build/dpinger-tsan: dpinger.c
 	    -o build/dpinger-tsan dpinger.c -pthread
 
 # The fault shim (stale raw sockets, for the self-healing tests) and the
-# churn benchmark.
+# benchmarks (churn; scaling, unrelated ICMP and accuracy).
 shim: build/faultshim.so
 
 build/faultshim.so: tests/shim/faultshim.c
@@ -88,6 +88,7 @@ build/faultshim.so: tests/shim/faultshim.c
 
 bench: dpinger
 	$(PYTHON) tests/bench/churn.py
+	$(PYTHON) tests/bench/scaling.py
 
 # FreeBSD cross builds (14.0, the floor) with Zig's bundled FreeBSD headers
 # and libc stubs, and the check that the layout the unit tests' fixtures
