@@ -15,7 +15,8 @@
  *		interval on absolute monotonic deadlines.  It is also the one
  *		place where probe sockets are (re)opened: a rebind opens new
  *		send and receive sockets, keeps the send one, and hands the
- *		receive one to the receive thread.
+ *		receive one to the receive thread, already connected and
+ *		filtered for the new identifier.
  *   recv	Owns the receive socket.  Matches echo replies to ring slots.
  *		Takes a new socket from `recv_handoff` when woken through its
  *		pipe, and only then closes the old one.
@@ -27,6 +28,11 @@
  *		FreeBSD).  Tracks whether the bind address and its interface
  *		are present and asks the send thread to rebind when they
  *		come back.
+ *
+ * No thread wakes without work: the kernel drops, before any wake-up,
+ * what cannot be ours (see probe_open(): a connected receive socket, type
+ * and identifier filters, a send socket that queues nothing), so one
+ * instance costs the same however many run beside it.
  *
  * Shared state:
  *   ring	slots[] under ring.lock: written by send (sent) and recv

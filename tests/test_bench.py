@@ -55,7 +55,7 @@ def test_scaling_benchmark_prints_figures(netns_available, plain_binary):
                       r" (\d+\.\d) us/s, flood (\d+\.\d) us/s", out)
     assert flood and int(flood.group(1)) > 1000, out
     assert re.search(r"accuracy, -t 3s on a veth: idle avg [1-9]\d* us"
-                     r" stddev \d+ us; both cores busy avg [1-9]\d* us", out), \
-        out
+                     r" stddev \d+ us; both cores busy avg [1-9]\d* us",
+                     out), out
     assert re.search(r"rebinds during the benchmark: 0;", out), out
     assert out.rstrip().endswith("scaling benchmark: done"), out
