@@ -72,6 +72,16 @@ def wait_until(predicate, timeout, what, interval=0.01):
         time.sleep(interval)
 
 
+def bench_unavailable(binary):
+    """Why a benchmark cannot run here (its SKIPPED line), or None."""
+    reason = can_use_netns()
+    if reason:
+        return reason
+    if not os.access(binary, os.X_OK):
+        return "SKIPPED: %s not built (make dpinger)" % binary
+    return None
+
+
 def can_use_netns():
     if os.geteuid() != 0:
         return "SKIPPED: network namespaces need root"

@@ -81,12 +81,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--binary", default=netns.VARIANT_PATHS["plain"])
     args = parser.parse_args()
-    reason = netns.can_use_netns()
+    reason = netns.bench_unavailable(args.binary)
     if reason:
         print(reason)
-        return 0
-    if not os.access(args.binary, os.X_OK):
-        print("SKIPPED: %s not built (make dpinger)" % args.binary)
         return 0
 
     topo = netns.Topology("bc%05d" % (os.getpid() % 100000)).create()

@@ -546,6 +546,33 @@ test_fresh_echo_id(void)
 	}
 }
 
+#if defined(SOCKET_BPF)
+/* Whether a socket filter lets a packet through: the program runs in the
+ * kernel on a datagram socket pair, as on a raw socket's packets. */
+static int
+prog_passes(struct sock_filter *prog, size_t n, const uint8_t *pkt,
+    size_t len)
+{
+	struct sock_fprog fprog = { (unsigned short)n, prog };
+	uint8_t got[256];
+	int sv[2], passed;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+		return -1;
+	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog)) != 0 || send(sv[0], pkt, len, 0) != (ssize_t)len) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
+	close(sv[0]);
+	close(sv[1]);
+	return passed;
+}
+
+#endif
+
 #if defined(WATCH_NETLINK)
 /* An address message as Linux lays it out: ifaddrmsg, then up to three
  * attributes (type 0 ends the list early). */
@@ -583,31 +610,17 @@ nl_addr_msg(uint8_t *buf, uint16_t type, int family,
 	return off;
 }
 
-/* Whether the watcher's socket filter for bind lets a message through:
- * the program runs in the kernel on a datagram socket pair. */
+/* Whether the watcher's socket filter for bind lets a message through. */
 static int
 filter_passes(int family, const char *bind, const uint8_t *msg, size_t len)
 {
 	struct sock_filter prog[WATCH_FILTER_MAX];
-	struct sock_fprog fprog;
-	uint8_t addr[16], got[256];
-	int sv[2], passed;
+	uint8_t addr[16];
 
-	if (inet_pton(family, bind, addr) != 1 ||
-	    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+	if (inet_pton(family, bind, addr) != 1)
 		return -1;
-	fprog.len = (unsigned short)watch_filter_build(family, addr, prog);
-	fprog.filter = prog;
-	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
-	    sizeof(fprog)) != 0 || send(sv[0], msg, len, 0) != (ssize_t)len) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
-	close(sv[0]);
-	close(sv[1]);
-	return passed;
+	return prog_passes(prog, watch_filter_build(family, addr, prog), msg,
+	    len);
 }
 
 static void
@@ -679,30 +692,6 @@ test_watch_filter(void)
 #endif
 
 #if defined(SOCKET_BPF)
-/* Whether a socket filter lets a packet through: the program runs in the
- * kernel on a datagram socket pair, as on a raw socket's packets. */
-static int
-prog_passes(struct sock_filter *prog, size_t n, const uint8_t *pkt,
-    size_t len)
-{
-	struct sock_fprog fprog = { (unsigned short)n, prog };
-	uint8_t got[128];
-	int sv[2], passed;
-
-	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
-		return -1;
-	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
-	    sizeof(fprog)) != 0 || send(sv[0], pkt, len, 0) != (ssize_t)len) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
-	close(sv[0]);
-	close(sv[1]);
-	return passed;
-}
-
 static int
 recv_filter_passes(int family, uint16_t id, const uint8_t *pkt, size_t len)
 {
