@@ -4,6 +4,11 @@
  * output formats and the watcher's decisions.
  */
 #define DPINGER_TEST
+/* FreeBSD's monotonic receive stamp (its value there), so that its parser
+ * runs here too; Linux has no control message of this type. */
+#if !defined(SCM_MONOTONIC)
+#define SCM_MONOTONIC	0x06
+#endif
 #include "../../dpinger.c"
 #include "unit.h"
 
@@ -782,8 +787,87 @@ test_recv_filter(void)
 }
 #endif
 
+/* A received message's control data holding one stamp. */
+static void
+stamped_msg(struct msghdr *msg, void *control, size_t space, int type,
+    const void *stamp, size_t len)
+{
+	struct cmsghdr *cm;
+
+	memset(msg, 0, sizeof(*msg));
+	memset(control, 0, space);
+	msg->msg_control = control;
+	msg->msg_controllen = CMSG_SPACE(len);
+	cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(cm), stamp, len);
+}
+
+/* Arrival times: a monotonic stamp (FreeBSD) is taken as it is, a
+ * wall-clock one (Linux) as the time the reply waited; a stamp from the
+ * future or over a second old is ignored, and so is no stamp at all. */
+static void
+test_arrival_stamps(void)
+{
+	union {
+		struct cmsghdr	align;
+		uint8_t		space[2 * CMSG_SPACE(sizeof(struct timespec))];
+	} control;
+	struct msghdr msg;
+	struct timespec ts, rt;
+	struct timeval tv;
+	uint64_t before, got, after, stamp;
+
+	before = now_usec();
+	stamp = before - 700;
+	ts.tv_sec = (time_t)(stamp / 1000000);
+	ts.tv_nsec = (long)(stamp % 1000000) * 1000 + 999;
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	CHECK_EQ_INT(arrival_usec(&msg), stamp);
+
+	ts.tv_sec += 5;		/* in the future: not ours to believe */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+	ts.tv_sec -= 10;	/* over a second old */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+	/* cut short: ignored */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts) - 1);
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+
+	/* wall clock, 3 ms ago: arrival 3 ms before the stamp was made */
+	before = now_usec();
+	clock_gettime(CLOCK_REALTIME, &rt);
+	tv.tv_sec = rt.tv_sec;
+	tv.tv_usec = rt.tv_nsec / 1000 - 3000;
+	if (tv.tv_usec < 0) {
+		tv.tv_sec--;
+		tv.tv_usec += 1000000;
+	}
+	stamped_msg(&msg, &control, sizeof(control), SCM_TIMESTAMP, &tv,
+	    sizeof(tv));
+	got = arrival_usec(&msg);
+	after = now_usec();
+	CHECK(got + 3000 + 2 >= before && got + 3000 <= after);
+
+	memset(&msg, 0, sizeof(msg));
+	before = now_usec();
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+}
+
 UNIT_MAIN(test_time_syntax, test_percent_and_length, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
     test_alarms, test_icmp, test_watch_decisions, test_error_classes,
-    test_fresh_echo_id, test_watch_filter, test_recv_filter)
+    test_fresh_echo_id, test_watch_filter, test_recv_filter,
+    test_arrival_stamps)
