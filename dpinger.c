@@ -1459,12 +1459,14 @@ recv_filter_attach(int fd, uint16_t id)
  * packet for it where the system has them (IPv6 everywhere, IPv4 on
  * Linux); FreeBSD has no IPv4 one, so its receive buffer is too small
  * for any packet (FreeBSD drops what does not fit; Linux rounds it up to
- * its minimum).  Linux also gets a filter that drops everything.
+ * its minimum).  Linux also gets a filter that drops everything.  What
+ * arrived before all that is read away once.
  */
 static void
 send_socket_deaf(int fd)
 {
-	int one = 1;
+	int one = 1, n;
+	char byte;
 
 	set_icmp_filter(fd, cfg.dest.family, false);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
@@ -1476,6 +1478,8 @@ send_socket_deaf(int fd)
 		socket_filter_attach(fd, &drop, 1);
 	}
 #endif
+	for (n = 0; n < 64 && recv(fd, &byte, 1, MSG_DONTWAIT) >= 0; n++)
+		;
 }
 
 enum open_stage { STAGE_CREATE, STAGE_BIND_SCOPE, STAGE_BIND,
