@@ -55,4 +55,6 @@ def test_scaling_benchmark_prints_figures(netns_available, plain_binary):
     assert re.search(r"accuracy, -t 3s on a veth: idle avg [1-9]\d* us"
                      r" stddev \d+ us; both cores busy avg [1-9]\d* us",
                      out), out
+    assert re.search(r"user-space clock \(ping -U\): idle avg [1-9]\d* us;"
+                     r" both cores busy avg [1-9]\d* us", out), out
     assert out.rstrip().endswith("scaling benchmark: done"), out

@@ -15,7 +15,9 @@ Phases:
             requests at another gateway address (20 000 a second, for
             the phase only): the instance's CPU against idle;
   accuracy  one instance (-t 3s): the reported average and deviation on
-            an idle machine, then with both cores kept busy.
+            an idle machine, then with both cores kept busy; beside them,
+            what `ping -U` (a user-space clock at both ends) read from the
+            same gateway in the same windows.
 
 CPU time is the sum of every thread's run time from
 /proc/PID/task/*/schedstat; each figure is the median of one-second
@@ -26,6 +28,7 @@ Needs root (network namespaces); addresses only inside them.
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -149,10 +152,20 @@ def busy(topo, seconds, count=2):
          "-c", "while :; do :; done"]) for _ in range(count)]
 
 
-def window_figures(sock, seconds):
-    """The status numbers once a fresh -t window has filled."""
+def window_figures(topo, sock, seconds):
+    """(dpinger's status numbers once a fresh -t window has filled, the
+    average round trip in us that `ping -U` read meanwhile from the same
+    gateway: a user-space clock at both ends, 10 probes a second)."""
+    ping = subprocess.Popen(
+        ["ip", "netns", "exec", topo.fw, "ping", "-U", "-n", "-q", "-c",
+         "%d" % (seconds * PROBES_PER_SEC), "-i", "%g" % (
+             1.0 / PROBES_PER_SEC), gateway(0)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(seconds)      # the -t window refills with this phase only
-    return netns.status_numbers(netns.query_status(sock))
+    numbers = netns.status_numbers(netns.query_status(sock))
+    out, _ = ping.communicate(timeout=30)
+    m = re.search(r" = [\d.]+/([\d.]+)/", out)
+    return numbers, float(m.group(1)) * 1000 if m else 0.0
 
 
 def main():
@@ -196,9 +209,9 @@ def main():
 
         sock = fleet.sock(0)
         window = 3.5
-        idle_avg = window_figures(sock, window)
+        idle_avg, idle_user = window_figures(topo, sock, window)
         hogs = busy(topo, window + 1)
-        loaded_avg = window_figures(sock, window)
+        loaded_avg, loaded_user = window_figures(topo, sock, window)
         for hog in hogs:
             hog.wait()
         final = netns.status_numbers(netns.query_status(sock))
@@ -226,6 +239,9 @@ def main():
               " both cores busy avg %d us stddev %d us; difference %+d us"
               % (idle_avg[0], idle_avg[1], loaded_avg[0], loaded_avg[1],
                  loaded_avg[0] - idle_avg[0]))
+        print("  the same windows read with a user-space clock (ping -U):"
+              " idle avg %.0f us; both cores busy avg %.0f us"
+              % (idle_user, loaded_user))
         print("  rebinds during the benchmark: %d; status at the end: %s"
               % (rebinds, " ".join(str(n) for n in final)))
         ok = rate > 0 and rebinds == 0 and final[0] > 0 and \
