@@ -11,9 +11,10 @@ Phases:
   scaling   1, 16, then 64 instances: CPU per instance per second, its
             ratio to one instance, and wake-ups per probe (voluntary
             context switches of every thread, per probe sent);
-  flood     one instance, idle, then while another process floods echo
-            requests at another gateway address (20 000 a second, for
-            the phase only): the instance's CPU against idle;
+  flood     one instance, while another process floods echo requests
+            at another gateway address (20 000 a second) and while it
+            is stopped, in alternating one-second slices: the
+            instance's CPU under the flood against idle;
   accuracy  one instance (-t 3s): the reported average and deviation on
             an idle machine, then with both cores kept busy; beside them,
             what `ping -U` (a user-space clock at both ends) read from the
@@ -29,6 +30,7 @@ Needs root (network namespaces); addresses only inside them.
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,7 +118,8 @@ def measure(pids, seconds):
 
 # Runs in fw: sends rate echo requests a second at dest for seconds (so
 # at most rate x seconds of them), paced, from a raw socket that never
-# reads; the gateway answers each one.
+# reads; the gateway answers each one.  Stopped and continued, it picks
+# up the pace again instead of catching up in a burst.
 FLOODER = r"""
 import socket, struct, sys, time
 dest, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
@@ -135,6 +138,8 @@ for i in range(int(rate * seconds)):
         delay = start + (i + 1) / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        elif delay < -0.1:
+            start -= delay
 """
 
 
@@ -143,6 +148,35 @@ def flood(topo, rate, seconds):
     return subprocess.Popen(
         ["ip", "netns", "exec", topo.fw, sys.executable, "-c", FLOODER,
          FLOOD_TARGET, "%g" % rate, "%g" % seconds])
+
+
+def flood_phase(topo, pid, seconds):
+    """(idle CPU us/s, CPU us/s under the flood, replies/s that reached
+    the host during the flood, wake-ups per probe under the flood) of one
+    instance.  One-second slices
+    alternate, the flooder stopped and then continued, so that a change
+    in the machine's load weighs on both sides alike; medians."""
+    slices = max(1, int(round(seconds)))
+    proc = flood(topo, FLOOD_RATE, slices + 1)
+    idle, flooded, wakes, replies, flood_time = [], [], [], 0, 0.0
+    try:
+        for _ in range(slices):
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)    # the last replies land
+            idle.append(measure([pid], 1)[0])
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)    # the flood is back
+            replies0, t0 = netns.echo_replies_in(pid), time.monotonic()
+            cpu, per_probe, _ = measure([pid], 1)
+            flooded.append(cpu)
+            wakes.append(per_probe)
+            replies += netns.echo_replies_in(pid) - replies0
+            flood_time += time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+    return (statistics.median(idle), statistics.median(flooded),
+            replies / flood_time, statistics.mean(wakes))
 
 
 def busy(topo, seconds, count=2):
@@ -197,15 +231,8 @@ def main():
             rows.append((count,) + measure(fleet.pids(), args.seconds))
 
         fleet.shrink(1)
-        idle_cpu, _, _ = measure(fleet.pids(), args.seconds)
-        proc = flood(topo, FLOOD_RATE, args.seconds + 1)
-        time.sleep(0.5)         # let the flood get going
-        replies0, t0 = netns.echo_replies_in(fleet.pids()[0]), \
-            time.monotonic()
-        flood_cpu, _, _ = measure(fleet.pids(), args.seconds)
-        rate = (netns.echo_replies_in(fleet.pids()[0]) - replies0) / \
-            (time.monotonic() - t0)
-        proc.wait()
+        idle_cpu, flood_cpu, rate, flood_wakes = flood_phase(
+            topo, fleet.pids()[0], args.seconds)
 
         sock = fleet.sock(0)
         window = 3.5
@@ -233,8 +260,10 @@ def main():
         print("  wake-ups per second of each thread, one instance: %s"
               % " ".join("%.1f" % w for w in rows[0][3]))
         print("  unrelated ICMP: a flood at another gateway, %.0f replies/s:"
-              " idle %.1f us/s, flood %.1f us/s, %s" % (
-                  rate, idle_cpu, flood_cpu, ratio(flood_cpu, idle_cpu)))
+              " idle %.1f us/s, flood %.1f us/s, %s; %.2f wake-ups per"
+              " probe under the flood" % (
+                  rate, idle_cpu, flood_cpu, ratio(flood_cpu, idle_cpu),
+                  flood_wakes))
         print("  accuracy, -t 3s on a veth: idle avg %d us stddev %d us;"
               " both cores busy avg %d us stddev %d us; difference %+d us"
               % (idle_avg[0], idle_avg[1], loaded_avg[0], loaded_avg[1],
