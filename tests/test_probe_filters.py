@@ -8,6 +8,9 @@ identifier.  Wake-ups are voluntary context switches of dpinger's threads
 (/proc/PID/net/raw, raw6)."""
 
 import os
+import signal
+import socket
+import struct
 import sys
 
 import pytest
@@ -67,8 +70,7 @@ print("done %%d" %% count, flush=True)
 """.replace("%(checksum)s", CHECKSUM_SRC).replace("%%", "%")
 
 FAMILIES = {
-    # family: (flooder family, fw address as the flooder sends to it,
-    #          expected remote address of the receive socket, hex)
+    # family: (the flooder's family argument, fw's address)
     "v4": ("4", V4_FW),
     "v6": ("6", V6_FW),
     "ll": ("6", LL_FW),
@@ -78,10 +80,8 @@ FAMILIES = {
 def kernel_hex(family, addr):
     """An address as /proc/net/raw{,6} prints it: 32-bit words in host
     order."""
-    import socket as pysocket
-    import struct
-    packed = pysocket.inet_pton(pysocket.AF_INET if family == "v4"
-                                else pysocket.AF_INET6, addr.split("%")[0])
+    packed = socket.inet_pton(socket.AF_INET if family == "v4"
+                              else socket.AF_INET6, addr.split("%")[0])
     words = struct.unpack("=%dI" % (len(packed) // 4), packed)
     return "".join("%08X" % w for w in words)
 
@@ -180,7 +180,7 @@ def test_filter_follows_the_identifier(binary, topo, tmp_path, spawn):
     flooder, old_id = start_flooder(topo, "v4", FLOOD, FLOOD_RATE, 0, go)
     try:
         count = len(dp.err())
-        dp.signal(1)    # SIGHUP: rebind, new identifier
+        dp.signal(signal.SIGHUP)    # rebind, new identifier
         line = dp.wait_err(r": rebind \(SIGHUP\) on .*: echo id \d+$",
                            start=count)
         assert int(line.split()[-1]) != old_id, line
