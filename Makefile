@@ -100,7 +100,7 @@ build/dpinger-tsan: dpinger.c VERSION
 	    -o build/dpinger-tsan dpinger.c -pthread
 
 # The fault shim (stale raw sockets, for the self-healing tests) and the
-# churn benchmark.
+# benchmarks (churn; scaling, unrelated ICMP and accuracy).
 shim: build/faultshim.so
 
 build/faultshim.so: tests/shim/faultshim.c
@@ -110,6 +110,7 @@ build/faultshim.so: tests/shim/faultshim.c
 
 bench: dpinger
 	$(PYTHON) tests/bench/churn.py
+	$(PYTHON) tests/bench/scaling.py
 
 # FreeBSD cross builds (14.0, the floor) for every FreeBSD architecture,
 # FreeBSD's name:Zig's target, with Zig's bundled FreeBSD headers and libc

@@ -15,7 +15,8 @@
  *		interval on absolute monotonic deadlines.  It is also the one
  *		place where probe sockets are (re)opened: a rebind opens new
  *		send and receive sockets, keeps the send one, and hands the
- *		receive one to the receive thread.
+ *		receive one to the receive thread, already connected and
+ *		filtered for the new identifier.
  *   recv	Owns the receive socket.  Matches echo replies to ring slots.
  *		Takes a new socket from `recv_handoff` when woken through its
  *		pipe, and only then closes the old one.
@@ -32,6 +33,11 @@
  *		FreeBSD).  Tracks whether the bind address and its interface
  *		are present and asks the send thread to rebind when they
  *		come back.
+ *
+ * No thread wakes without work: the kernel drops, before any wake-up,
+ * what cannot be ours (see probe_open(): a connected receive socket, type
+ * and identifier filters, a send socket that queues nothing), so one
+ * instance costs the same however many run beside it.
  *
  * Shared state:
  *   ring	slots[] under ring.lock: written by send (sent) and recv
@@ -111,6 +117,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/filter.h>
 #define WATCH_NETLINK	1
+#define SOCKET_BPF	1	/* classic BPF on any socket */
 #ifndef SOL_RAW
 #define SOL_RAW		255
 #endif
@@ -1520,6 +1527,100 @@ set_icmp_filter(int fd, int family, bool pass_replies)
 #endif
 }
 
+#if defined(SOCKET_BPF)
+/*
+ * The receive socket's filter: only echo replies (type and code 0) with
+ * our identifier reach it, so other instances' replies and any ping run
+ * on the box never wake the receive thread.  An IPv4 raw socket reads
+ * from the IP header (X = its length, from the first byte), an IPv6 one
+ * from the ICMPv6 header.  A load past the end of a packet drops it.
+ * The source and the ring lap are still checked in user space.
+ */
+#define RECV_FILTER_LEN	9
+
+static size_t
+recv_filter_build(int family, uint16_t id, struct sock_filter *prog)
+{
+	uint32_t reply = family == AF_INET ? ICMP4_ECHO_REPLY :
+	    ICMP6_ECHO_REPLY;
+	size_t n = 0;
+
+	prog[n++] = family == AF_INET ?
+	    (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0) :
+	    (struct sock_filter)BPF_STMT(BPF_LDX | BPF_IMM, 0);
+	/* 1-6: type, code, identifier; the first mismatch drops (8) */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    reply, 0, 5);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_IND, 1);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    0, 0, 3);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4);
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    id, 0, 1);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+	return n;
+}
+
+/* Best effort, like the type filters: without it, user space drops
+ * what the filter would have. */
+static void
+socket_filter_attach(int fd, struct sock_filter *prog, size_t n)
+{
+	struct sock_fprog fprog = { (unsigned short)n, prog };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog));
+}
+#endif
+
+/* Called with each new receive socket before the receive thread sees it,
+ * and again at start-up once the identifier is known (after the fork):
+ * replacing a filter is atomic. */
+static void
+recv_filter_attach(int fd, uint16_t id)
+{
+#if defined(SOCKET_BPF)
+	struct sock_filter prog[RECV_FILTER_LEN];
+
+	if (fd >= 0)
+		socket_filter_attach(fd, prog,
+		    recv_filter_build(cfg.dest.family, id, prog));
+#else
+	(void)fd;
+	(void)id;
+#endif
+}
+
+/*
+ * The send socket never reads.  The type filters above drop every ICMP
+ * packet for it where the system has them (IPv6 everywhere, IPv4 on
+ * Linux); FreeBSD has no IPv4 one, so its receive buffer is too small
+ * for any packet (FreeBSD drops what does not fit; Linux rounds it up to
+ * its minimum).  Linux also gets a filter that drops everything.  What
+ * arrived before all that is read away once.
+ */
+static void
+send_socket_deaf(int fd)
+{
+	int one = 1, n;
+	char byte;
+
+	set_icmp_filter(fd, cfg.dest.family, false);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+#if defined(SOCKET_BPF)
+	{
+		struct sock_filter drop =
+		    (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+
+		socket_filter_attach(fd, &drop, 1);
+	}
+#endif
+	for (n = 0; n < 64 && recv(fd, &byte, 1, MSG_DONTWAIT) >= 0; n++)
+		;
+}
+
 enum open_stage { STAGE_CREATE, STAGE_BIND_SCOPE, STAGE_BIND,
     STAGE_DEST_SCOPE };
 
@@ -1550,19 +1651,37 @@ probe_open(int *send_fd, int *recv_fd, struct sockaddr_storage *dest,
 		    proto);
 		if (fds[i] < 0)
 			goto fail;
-		(void)setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &bufsize,
-		    sizeof(bufsize));
-		(void)setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &bufsize,
-		    sizeof(bufsize));
 		*stage = STAGE_BIND;
 		if (cfg.bind_given && bind(fds[i], (struct sockaddr *)&bind_sa,
 		    bind_len) != 0)
 			goto fail;
 	}
-	/* The send socket never reads: let the kernel drop its copies. */
-	set_icmp_filter(fds[0], cfg.dest.family, false);
+	(void)setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &bufsize,
+	    sizeof(bufsize));
+	send_socket_deaf(fds[0]);
+	(void)setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &bufsize,
+	    sizeof(bufsize));
 	set_icmp_filter(fds[1], cfg.dest.family, true);
 	(void)setsockopt(fds[1], SOL_SOCKET, SO_TIMESTAMP, &on, sizeof(on));
+#if defined(SO_TS_CLOCK) && defined(SO_TS_MONOTONIC)
+	{
+		/* FreeBSD: stamps on our own clock (SCM_MONOTONIC), so that
+		 * a wall-clock step cannot skew a round trip. */
+		int ts_clock = SO_TS_MONOTONIC;
+
+		(void)setsockopt(fds[1], SOL_SOCKET, SO_TS_CLOCK, &ts_clock,
+		    sizeof(ts_clock));
+	}
+#endif
+	/* Connected, the kernel drops other sources before queueing (both
+	 * Linux's and FreeBSD's raw input check the peer).  Only with a bind
+	 * address: connecting an unbound socket would also pin the source
+	 * address the route has now.  Best effort: Linux, and FreeBSD for
+	 * IPv6, look up a route to connect; with none yet, the socket stays
+	 * unconnected until the next rebind and user space checks the
+	 * source, as it always does. */
+	if (cfg.bind_given)
+		(void)connect(fds[1], (struct sockaddr *)dest, *dest_len);
 	*send_fd = fds[0];
 	*recv_fd = fds[1];
 	return 0;
@@ -1754,8 +1873,9 @@ rebind(enum trigger why)
 	if (sender.fd >= 0)
 		close(sender.fd);
 	sender.fd = send_fd;
-	recv_handoff_give(recv_fd);
 	sender.id = fresh_echo_id(sender.id);
+	recv_filter_attach(recv_fd, sender.id);
+	recv_handoff_give(recv_fd);
 	atomic_store_explicit(&echo_id, sender.id, memory_order_release);
 	sender.waiting_logged = false;
 	sender.last_bind_usec = now_usec();
@@ -1971,7 +2091,9 @@ same_addr(const struct sockaddr_storage *from)
 }
 
 /* Receive latency: the kernel's arrival stamp when there is one, so a
- * late-scheduled thread does not add to the round trip. */
+ * late-scheduled thread does not add to the round trip.  A monotonic
+ * stamp (FreeBSD's SO_TS_MONOTONIC) is on our own clock; a wall-clock
+ * one (Linux) says how long the reply sat in the queue. */
 static uint64_t
 arrival_usec(struct msghdr *msg)
 {
@@ -1983,6 +2105,20 @@ arrival_usec(struct msghdr *msg)
 		struct timespec rt;
 		int64_t queued;
 
+#if defined(SCM_MONOTONIC)
+		if (cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_MONOTONIC &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(rt))) {
+			uint64_t stamp;
+
+			memcpy(&rt, CMSG_DATA(cm), sizeof(rt));
+			stamp = (uint64_t)rt.tv_sec * 1000000 +
+			    (uint64_t)rt.tv_nsec / 1000;
+			if (stamp <= now && now - stamp < 1000000)
+				now = stamp;
+			break;
+		}
+#endif
 		if (cm->cmsg_level != SOL_SOCKET ||
 		    cm->cmsg_type != SCM_TIMESTAMP ||
 		    cm->cmsg_len < CMSG_LEN(sizeof(tv)))
@@ -2047,8 +2183,9 @@ recv_thread(void *arg)
 		struct sockaddr_storage from;
 		union {
 			struct cmsghdr	align;
-			uint8_t		space[CMSG_SPACE(
-			    sizeof(struct timeval))];
+			/* one stamp, and FreeBSD's SCM_TIME_INFO */
+			uint8_t		space[2 * CMSG_SPACE(
+			    sizeof(struct timespec))];
 		} control;
 		struct iovec iov = { buf, bufsize };
 		struct msghdr msg;
@@ -3221,6 +3358,7 @@ main(int argc, char *argv[])
 	/* 7. Upstream's echo identifier: the low 16 bits of our pid. */
 	sender.id = (uint16_t)(getpid() & 0xffff);
 	atomic_store_explicit(&echo_id, sender.id, memory_order_release);
+	recv_filter_attach(recv_fd, sender.id);
 	sender.fd = send_fd;
 	sender.last_bind_usec = now_usec();
 	if (send_fd < 0) {

@@ -72,6 +72,16 @@ def wait_until(predicate, timeout, what, interval=0.01):
         time.sleep(interval)
 
 
+def bench_unavailable(binary):
+    """Why a benchmark cannot run here (its SKIPPED line), or None."""
+    reason = can_use_netns()
+    if reason:
+        return reason
+    if not os.access(binary, os.X_OK):
+        return "SKIPPED: %s not built (make dpinger)" % binary
+    return None
+
+
 def can_use_netns():
     if os.geteuid() != 0:
         return "SKIPPED: network namespaces need root"
@@ -349,3 +359,71 @@ def proc_rss_kb(pid):
                 return int(line.split()[1])
     return 0
 
+
+
+def proc_cpu_ns(pid):
+    """CPU time of a process, summed over its threads, in nanoseconds
+    (/proc/PID/task/*/schedstat: finer than utime+stime's ticks)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def proc_wakeups(pid):
+    """{thread id: voluntary context switches}: each is a wait that ended
+    in a wake-up."""
+    counts = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        counts[int(tid)] = int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return counts
+
+
+def raw_sockets(pid):
+    """A process's raw sockets as its namespace lists them
+    (/proc/PID/net/raw and raw6): dicts with the remote address (hex, as
+    the kernel prints it; all zeros when not connected), rx_queue (bytes
+    waiting)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("raw", "raw6"):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[9] in inodes:
+                    found.append({
+                        "family": "v4" if table == "raw" else "v6",
+                        "remote": cols[2].split(":")[0],
+                        "rx_queue": int(cols[4].split(":")[1], 16)})
+    return found
+
+
+def echo_replies_in(pid):
+    """ICMP and ICMPv6 echo replies the namespace of pid has received:
+    what reached the host, whichever socket took it."""
+    with open("/proc/%d/net/snmp" % pid) as f:
+        rows = [line.split() for line in f if line.startswith("Icmp:")]
+    total = int(rows[1][rows[0].index("InEchoReps")])
+    with open("/proc/%d/net/snmp6" % pid) as f:
+        for line in f:
+            if line.startswith("Icmp6InEchoReplies"):
+                total += int(line.split()[1])
+    return total

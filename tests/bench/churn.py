@@ -27,17 +27,6 @@ import netns  # noqa: E402
 from netns import sh  # noqa: E402
 
 
-def cpu_ns(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
-
-
 def batch_file(directory, name, lines):
     path = os.path.join(directory, name)
     with open(path, "w") as f:
@@ -76,9 +65,9 @@ def measure(pid, seconds, churn=None):
         while churn.done == 0:
             time.sleep(0.05)
         done0 = churn.done
-    cpu0, t0 = cpu_ns(pid), time.monotonic()
+    cpu0, t0 = netns.proc_cpu_ns(pid), time.monotonic()
     time.sleep(seconds)      # the measurement window itself
-    cpu1, t1 = cpu_ns(pid), time.monotonic()
+    cpu1, t1 = netns.proc_cpu_ns(pid), time.monotonic()
     rate = 0.0
     if churn is not None:
         rate = (churn.done - done0) / (t1 - t0)
@@ -92,12 +81,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--binary", default=netns.VARIANT_PATHS["plain"])
     args = parser.parse_args()
-    reason = netns.can_use_netns()
+    reason = netns.bench_unavailable(args.binary)
     if reason:
         print(reason)
-        return 0
-    if not os.access(args.binary, os.X_OK):
-        print("SKIPPED: %s not built (make dpinger)" % args.binary)
         return 0
 
     topo = netns.Topology("bc%05d" % (os.getpid() % 100000)).create()

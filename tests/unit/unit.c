@@ -4,6 +4,11 @@
  * output formats and the watcher's decisions.
  */
 #define DPINGER_TEST
+/* FreeBSD's monotonic receive stamp (its value there), so that its parser
+ * runs here too; Linux has no control message of this type. */
+#if !defined(SCM_MONOTONIC)
+#define SCM_MONOTONIC	0x06
+#endif
 #include "../../dpinger.c"
 #include "unit.h"
 
@@ -805,6 +810,33 @@ test_fresh_echo_id(void)
 	}
 }
 
+#if defined(SOCKET_BPF)
+/* Whether a socket filter lets a packet through: the program runs in the
+ * kernel on a datagram socket pair, as on a raw socket's packets. */
+static int
+prog_passes(struct sock_filter *prog, size_t n, const uint8_t *pkt,
+    size_t len)
+{
+	struct sock_fprog fprog = { (unsigned short)n, prog };
+	uint8_t got[256];
+	int sv[2], passed;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+		return -1;
+	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog)) != 0 || send(sv[0], pkt, len, 0) != (ssize_t)len) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
+	close(sv[0]);
+	close(sv[1]);
+	return passed;
+}
+
+#endif
+
 #if defined(WATCH_NETLINK)
 /* An address message as Linux lays it out: ifaddrmsg, then up to three
  * attributes (type 0 ends the list early). */
@@ -842,31 +874,17 @@ nl_addr_msg(uint8_t *buf, uint16_t type, int family,
 	return off;
 }
 
-/* Whether the watcher's socket filter for bind lets a message through:
- * the program runs in the kernel on a datagram socket pair. */
+/* Whether the watcher's socket filter for bind lets a message through. */
 static int
 filter_passes(int family, const char *bind, const uint8_t *msg, size_t len)
 {
 	struct sock_filter prog[WATCH_FILTER_MAX];
-	struct sock_fprog fprog;
-	uint8_t addr[16], got[256];
-	int sv[2], passed;
+	uint8_t addr[16];
 
-	if (inet_pton(family, bind, addr) != 1 ||
-	    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+	if (inet_pton(family, bind, addr) != 1)
 		return -1;
-	fprog.len = (unsigned short)watch_filter_build(family, addr, prog);
-	fprog.filter = prog;
-	if (setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
-	    sizeof(fprog)) != 0 || send(sv[0], msg, len, 0) != (ssize_t)len) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	passed = recv(sv[1], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len;
-	close(sv[0]);
-	close(sv[1]);
-	return passed;
+	return prog_passes(prog, watch_filter_build(family, addr, prog), msg,
+	    len);
 }
 
 static void
@@ -937,10 +955,180 @@ test_watch_filter(void)
 }
 #endif
 
+#if defined(SOCKET_BPF)
+static int
+recv_filter_passes(int family, uint16_t id, const uint8_t *pkt, size_t len)
+{
+	struct sock_filter prog[RECV_FILTER_LEN];
+
+	return prog_passes(prog, recv_filter_build(family, id, prog), pkt,
+	    len);
+}
+
+/* An echo message of the given type, code and identifier, as a raw
+ * socket reads it: IPv4 behind an IP header of ihl words, IPv6 bare. */
+static size_t
+raw_echo(uint8_t *buf, int family, unsigned int ihl, uint8_t type,
+    uint8_t code, uint16_t id)
+{
+	size_t off = family == AF_INET ? ihl * 4 : 0;
+
+	memset(buf, 0, 128);
+	if (family == AF_INET)
+		buf[0] = (uint8_t)(0x40 | ihl);
+	buf[off] = type;
+	buf[off + 1] = code;
+	buf[off + 4] = (uint8_t)(id >> 8);
+	buf[off + 5] = (uint8_t)id;
+	buf[off + 7] = 3;	/* sequence */
+	return off + 8 + 16;	/* with a payload */
+}
+
+/* The receive socket's filter passes our echo replies and nothing else;
+ * the send socket's passes nothing. */
+static void
+test_recv_filter(void)
+{
+	static const struct {
+		int		family;
+		unsigned int	ihl;
+		uint8_t		type;
+		uint8_t		code;
+		uint16_t	id;
+		size_t		cut;	/* bytes removed from the end */
+		int		passes;
+	} cases[] = {
+		{ AF_INET, 5, 0, 0, 0xbeef, 0, 1 },
+		{ AF_INET, 6, 0, 0, 0xbeef, 0, 1 },	/* IP options */
+		{ AF_INET, 15, 0, 0, 0xbeef, 0, 1 },
+		{ AF_INET, 5, 0, 0, 0xbeee, 0, 0 },	/* another id */
+		{ AF_INET, 5, 0, 0, 0xefbe, 0, 0 },	/* byte order */
+		{ AF_INET, 5, 8, 0, 0xbeef, 0, 0 },	/* a request */
+		{ AF_INET, 5, 3, 0, 0xbeef, 0, 0 },	/* unreachable */
+		{ AF_INET, 5, 0, 1, 0xbeef, 0, 0 },	/* a bad code */
+		{ AF_INET, 5, 0, 0, 0xbeef, 22, 0 },	/* id cut off */
+		{ AF_INET, 5, 0, 0, 0xbeef, 18, 1 },	/* id, no seq */
+		{ AF_INET6, 0, 129, 0, 0xbeef, 0, 1 },
+		{ AF_INET6, 0, 129, 0, 0x1234, 0, 0 },
+		{ AF_INET6, 0, 128, 0, 0xbeef, 0, 0 },	/* a request */
+		{ AF_INET6, 0, 0, 0, 0xbeef, 0, 0 },	/* IPv4's reply */
+		{ AF_INET6, 0, 135, 0, 0xbeef, 0, 0 },	/* neighbour */
+		{ AF_INET6, 0, 129, 2, 0xbeef, 0, 0 },
+		{ AF_INET6, 0, 129, 0, 0xbeef, 20, 0 },
+	};
+	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+	uint8_t pkt[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = raw_echo(pkt, cases[i].family, cases[i].ihl,
+		    cases[i].type, cases[i].code, cases[i].id);
+		int passes = recv_filter_passes(cases[i].family, 0xbeef, pkt,
+		    len - cases[i].cut);
+
+		if (passes != cases[i].passes)
+			fprintf(stderr, "receive filter case %zu\n", i);
+		CHECK_EQ_INT(passes, cases[i].passes);
+	}
+	/* identifier 0 and 0xffff are identifiers like any other */
+	CHECK_EQ_INT(recv_filter_passes(AF_INET, 0, pkt,
+	    raw_echo(pkt, AF_INET, 5, 0, 0, 0)), 1);
+	CHECK_EQ_INT(recv_filter_passes(AF_INET6, 0xffff, pkt,
+	    raw_echo(pkt, AF_INET6, 0, 129, 0, 0xffff)), 1);
+	CHECK_EQ_INT(prog_passes(&drop, 1, pkt,
+	    raw_echo(pkt, AF_INET, 5, 0, 0, 0xbeef)), 0);
+}
+#else
+static void
+test_recv_filter(void)
+{
+	printf("SKIPPED: receive filter: no socket filters here\n");
+}
+#endif
+
+/* A received message's control data holding one stamp. */
+static void
+stamped_msg(struct msghdr *msg, void *control, size_t space, int type,
+    const void *stamp, size_t len)
+{
+	struct cmsghdr *cm;
+
+	memset(msg, 0, sizeof(*msg));
+	memset(control, 0, space);
+	msg->msg_control = control;
+	msg->msg_controllen = CMSG_SPACE(len);
+	cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(cm), stamp, len);
+}
+
+/* Arrival times: a monotonic stamp (FreeBSD) is taken as it is, a
+ * wall-clock one (Linux) as the time the reply waited; a stamp from the
+ * future or over a second old is ignored, and so is no stamp at all. */
+static void
+test_arrival_stamps(void)
+{
+	union {
+		struct cmsghdr	align;
+		uint8_t		space[2 * CMSG_SPACE(sizeof(struct timespec))];
+	} control;
+	struct msghdr msg;
+	struct timespec ts, rt;
+	struct timeval tv;
+	uint64_t before, got, after, stamp;
+
+	before = now_usec();
+	stamp = before - 700;
+	ts.tv_sec = (time_t)(stamp / 1000000);
+	ts.tv_nsec = (long)(stamp % 1000000) * 1000 + 999;
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	CHECK_EQ_INT(arrival_usec(&msg), stamp);
+
+	ts.tv_sec += 5;		/* in the future: not ours to believe */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+	ts.tv_sec -= 10;	/* over a second old */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts));
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+	/* cut short: ignored */
+	stamped_msg(&msg, &control, sizeof(control), SCM_MONOTONIC, &ts,
+	    sizeof(ts) - 1);
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+
+	/* wall clock, 3 ms ago: arrival 3 ms before the stamp was made */
+	before = now_usec();
+	clock_gettime(CLOCK_REALTIME, &rt);
+	tv.tv_sec = rt.tv_sec;
+	tv.tv_usec = rt.tv_nsec / 1000 - 3000;
+	if (tv.tv_usec < 0) {
+		tv.tv_sec--;
+		tv.tv_usec += 1000000;
+	}
+	stamped_msg(&msg, &control, sizeof(control), SCM_TIMESTAMP, &tv,
+	    sizeof(tv));
+	got = arrival_usec(&msg);
+	after = now_usec();
+	CHECK(got + 3000 + 2 >= before && got + 3000 <= after);
+
+	memset(&msg, 0, sizeof(msg));
+	before = now_usec();
+	got = arrival_usec(&msg);
+	CHECK(got >= before && got <= now_usec());
+}
+
 UNIT_MAIN(test_time_syntax, test_percent_and_length, test_limits,
     test_address_forms, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
     test_parse_upstream_details, test_alarms, test_next_deadline, test_icmp,
     test_watch_decisions, test_error_classes,
-    test_fresh_echo_id, test_watch_filter)
+    test_fresh_echo_id, test_watch_filter, test_recv_filter,
+    test_arrival_stamps)
