@@ -919,3 +919,15 @@ def test_opnsense_failure_rolls_back(opnbox, fail, message):
     rs = [c for c in box.calls if c.startswith("pluginctl ")]
     assert len(rs) == 2 and "bin=new" in rs[0] and "bin=stock" in rs[1]
     assert "the stock dpinger monitors the gateways again" in r.stderr
+
+
+def test_state_in_both_places_refuses(box):
+    """Nothing is overwritten when old and new state disagree."""
+    assert box.run(str(box.new)).returncode == 0
+    box.old_state.mkdir()
+    (box.old_state / "stock.sha256").write_text("0" * 64 + "  x\n")
+    snap = box.snapshot()
+    r = box.run(str(box.new))
+    assert r.returncode != 0
+    assert "exist: keep the right one" in r.stderr, r.stderr
+    assert box.snapshot() == snap

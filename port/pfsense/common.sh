@@ -92,8 +92,8 @@ state_migrate() {
 		[ -e "$_f" ] || continue
 		_n=$(basename "$_f")
 		if [ -e "$SELFHEAL_STATE/$_n" ]; then
-			warn "both $_f and $SELFHEAL_STATE/$_n exist:" \
-			    "keep the right one in $SELFHEAL_STATE, remove the other"
+			warn "both $_f and $SELFHEAL_STATE/$_n exist: keep" \
+			    "the right one in $SELFHEAL_STATE, remove the other"
 			return 1
 		fi
 		mv "$_f" "$SELFHEAL_STATE/$_n" || {

@@ -293,9 +293,9 @@ report_upgrades() {
 		say "UPGRADED: package $PKG_NAME is $_now now; the saved" \
 		    "stock copy is $_saved's"
 		if is_selfheal "$BIN"; then
-			say "  $BIN is the self-healing one: a --rollback puts" \
-			    "back $_saved's binary; run 'pkg install -f" \
-			    "$PKG_NAME' after it to get $_now's"
+			say "  $BIN is the self-healing one: a --rollback" \
+			    "puts back $_saved's binary; run 'pkg install" \
+			    "-f $PKG_NAME' after it to get $_now's"
 		else
 			say "  $BIN is the upgraded stock binary: install" \
 			    "again to save it and put the self-healing one back"
