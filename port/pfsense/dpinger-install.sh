@@ -152,7 +152,8 @@ upgrader() {
 # change; the service playback is the same call through pfSense's service
 # layer.  OPNsense: the "monitor" configure hook kills every
 # /var/run/dpinger_*.pid and starts the configured monitors again.
-# Either way, pf drops the states to the monitor addresses.
+# pfSense also drops the ICMP states to each monitor address, so that
+# the probes follow the monitor's host route again.
 restart_monitoring() {
 	if [ "$PLATFORM" = opnsense ]; then
 		say "restarting gateway monitoring (pluginctl -c monitor)"
@@ -572,7 +573,7 @@ rollback_after_failure() {
 		warn "rolled back: the stock dpinger monitors the gateways again"
 	else
 		warn "rolled back, but monitoring still does not verify:" \
-		    "check System > Routing > Gateways"
+		    "see '$0 --status' and the gateways page"
 	fi
 	warn "install failed; the box is as it was"
 	exit 1
@@ -594,8 +595,9 @@ do_install() {
 # Rollback and status                                                 #
 # ------------------------------------------------------------------ #
 
-do_rollback() {
-	preflight
+# The saved copy and its checksum, checked; exits when there is nothing
+# to roll back or the copy cannot be trusted.
+check_saved_copy() {
 	state_migrate || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if [ -f "$BIN" ] && is_selfheal "$BIN"; then
@@ -618,7 +620,9 @@ do_rollback() {
 		warn "$STOCK does not match its saved checksum: refusing"
 		exit 1
 	fi
-	record_monitors
+}
+
+restore_binary() {
 	if [ -f "$BIN" ] && [ "$(sha256_of "$BIN")" = "$want" ]; then
 		say "$BIN is already the stock binary"
 	else
@@ -633,13 +637,19 @@ do_rollback() {
 		exit 1
 	fi
 	say "verified $BIN (sha256 $want)"
-	if pkg_locked; then
-		pkg unlock -y "$PKG_NAME" >/dev/null || {
-			warn "pkg unlock -y $PKG_NAME failed"
-			exit 1
-		}
-		say "unlocked package $PKG_NAME"
-	fi
+}
+
+unlock_package() {
+	pkg_locked || return 0
+	pkg unlock -y "$PKG_NAME" >/dev/null || {
+		warn "pkg unlock -y $PKG_NAME failed"
+		exit 1
+	}
+	say "unlocked package $PKG_NAME"
+}
+
+# The saved copy and its state go once the stock binary monitors again.
+restart_and_drop_copy() {
 	if ! restart_monitoring || ! verify_monitoring; then
 		warn "the stock binary is back, but monitoring does not" \
 		    "verify; the saved copy stays in $STOCK"
@@ -647,13 +657,21 @@ do_rollback() {
 	fi
 	rm -f "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"
 	state_dir_drop "$STATE_DIR"
+}
+
+do_rollback() {
+	preflight
+	check_saved_copy
+	record_monitors
+	restore_binary
+	unlock_package
+	restart_and_drop_copy
 	say "rolled back: the stock dpinger monitors every gateway"
 	exit 0
 }
 
-do_status() {
-	platform_detect
-	say "$PLATFORM_NAME"
+# Which state is read: the old place until install or --rollback moves it.
+show_state() {
 	if [ ! -f "$STOCK_SUM" ] && [ -f "$SELFHEAL_OLD_STATE/stock.sha256" ]
 	then
 		STOCK_SUM=$SELFHEAL_OLD_STATE/stock.sha256
@@ -662,6 +680,9 @@ do_status() {
 		    "place that a reboot with RAM disks wipes; the next" \
 		    "install or --rollback moves it to $SELFHEAL_STATE"
 	fi
+}
+
+show_binaries() {
 	if [ ! -f "$BIN" ]; then
 		say "$BIN: missing"
 	elif is_selfheal "$BIN"; then
@@ -680,11 +701,22 @@ do_status() {
 	else
 		say "$STOCK: saved stock binary, CHECKSUM MISMATCH"
 	fi
+}
+
+show_package() {
 	if pkg_locked; then
 		say "package $PKG_NAME $(pkg_version): locked"
 	else
 		say "package $PKG_NAME $(pkg_version): not locked"
 	fi
+}
+
+do_status() {
+	platform_detect
+	say "$PLATFORM_NAME"
+	show_state
+	show_binaries
+	show_package
 	report_upgrades
 	show_monitors
 	exit 0
