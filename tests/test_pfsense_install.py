@@ -48,7 +48,8 @@ STOCK_USAGE = ("usage: dpinger [-f] [-R] [-S] [-P] [-B bind_addr] "
 # lists faults, each for one binary ("-new" or "-stock": the one installed
 # when monitoring restarts): restart-X (the restart fails), silent-X (the
 # monitors accept and say nothing), notready-X (they answer "0 0 0"
-# forever), missing-X (the last gateway is not started), dead-X (the last
+# forever), down-X (they measure 100 % loss: the gateway is down),
+# missing-X (the last gateway is not started), dead-X (the last
 # gateway starts and dies); and warmup ("0 0 0" for a second, then
 # measured), stale-sock, pkg-lock, pkg-unlock, php, pfssh.
 STANDIN = textwrap.dedent(r'''
@@ -113,7 +114,7 @@ STANDIN = textwrap.dedent(r'''
         for s in glob.glob(os.path.join(rundir, "dpinger_*.sock")):
             os.unlink(s)
         mode = "answer"
-        for m in ("silent", "notready"):
+        for m in ("silent", "notready", "down"):
             if m + "-" + which in fail:
                 mode = m
         if "warmup" in fail:
@@ -231,7 +232,7 @@ STANDIN = textwrap.dedent(r'''
 # A gateway monitor: answers each connection with one status line, as
 # dpinger -u does.  "silent" accepts and closes without a word;
 # "notready" answers "0 0 0" (no result yet) forever; "warmup" does so for
-# its first second, then measures.
+# its first second, then measures; "down" measures 100 % loss.
 SERVER = textwrap.dedent(r'''
     import os, socket, sys, time
     sock, pidf, gw, mode = sys.argv[1:5]
@@ -246,7 +247,9 @@ SERVER = textwrap.dedent(r'''
         c, _ = s.accept()
         ready = mode == "answer" or \
             (mode == "warmup" and time.monotonic() - started > 1.0)
-        if ready:
+        if mode == "down":
+            c.sendall(("%s 0 0 100\n" % gw).encode())
+        elif ready:
             c.sendall(("%s 1520 310 0\n" % gw).encode())
         elif mode != "silent":
             c.sendall(("%s 0 0 0\n" % gw).encode())
@@ -655,6 +658,7 @@ def test_leftover_socket_without_process_is_ignored(box):
 
 def test_waits_for_a_measured_status(box):
     """"0 0 0" is "not ready yet": the check asks again until it measures."""
+    box.env["DPINGER_VERIFY_TIMEOUT"] = "20"  # slack for a loaded machine
     r = box.run(str(box.new), fail="warmup")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all 2 gateway monitors answer with a measured status" \
@@ -662,6 +666,14 @@ def test_waits_for_a_measured_status(box):
     after = [c for c in box.calls if c.startswith("nc -U")
              and "WAN_DHCP" in c]
     assert len(after) >= 2, box.calls
+
+
+def test_a_gateway_down_is_a_measurement(box):
+    """100 % loss: the gateway is down, the monitor works."""
+    r = box.run(str(box.new), fail="down-new")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all 2 gateway monitors answer with a measured status" \
+        in r.stdout
 
 
 def test_no_gateway_monitored_still_installs(box):
