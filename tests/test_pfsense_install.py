@@ -110,7 +110,10 @@ STANDIN = textwrap.dedent(r'''
                     time.sleep(0.02)
             except (OSError, ValueError):
                 pass
-            os.unlink(pidf)
+            # A real dpinger removes its own files when it exits.
+            for f in (pidf, pidf[:-4] + ".sock"):
+                if os.path.exists(f):
+                    os.unlink(f)
         for s in glob.glob(os.path.join(rundir, "dpinger_*.sock")):
             os.unlink(s)
         mode = "answer"
@@ -120,6 +123,9 @@ STANDIN = textwrap.dedent(r'''
         if "warmup" in fail:
             mode = "warmup"
         gateways = os.environ["STANDIN_GATEWAYS"].split()
+        real_ns = os.environ.get("STANDIN_REAL_NS")
+        src = os.environ.get("STANDIN_REAL_SRC", "192.0.2.10")
+        dst = os.environ.get("STANDIN_REAL_DST", "192.0.2.1")
         for i, gw in enumerate(gateways):
             last = i == len(gateways) - 1
             if last and "missing-" + which in fail:
@@ -127,8 +133,30 @@ STANDIN = textwrap.dedent(r'''
             if opnsense:
                 base = os.path.join(rundir, "dpinger_%s" % gw)
             else:
-                base = os.path.join(rundir,
-                                    "dpinger_%s~192.0.2.10~192.0.2.1" % gw)
+                base = os.path.join(rundir, "dpinger_%s~%s~%s"
+                                    % (gw, src, dst))
+            if real_ns and which == "new":
+                # The installed binary itself, with pfSense's command line,
+                # inside the test's firewall namespace; it daemonises.
+                subprocess.run(["ip", "netns", "exec", real_ns, binpath,
+                                "-S", "-r", "0", "-i", gw, "-B", src,
+                                "-p", base + ".pid", "-u", base + ".sock",
+                                "-d", "1", "-s", "500", "-l", "2000",
+                                "-t", "60000", "-A", "1000", "-D", "500",
+                                "-L", "20", dst],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=10,
+                               check=True)
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        spawned(int(open(base + ".pid").read()))
+                        break
+                    except (OSError, ValueError):
+                        if time.monotonic() > deadline:
+                            sys.exit(1)
+                        time.sleep(0.02)
+                continue
             p = subprocess.Popen([sys.executable, os.environ["STANDIN_SERVER"],
                                   base + ".sock", base + ".pid", gw, mode],
                                  start_new_session=True,
@@ -943,3 +971,40 @@ def test_state_in_both_places_refuses(box):
     assert r.returncode != 0
     assert "exist: keep the right one" in r.stderr, r.stderr
     assert box.snapshot() == snap
+
+
+# ---------------------------------------------------------------------- #
+# The real binary                                                         #
+# ---------------------------------------------------------------------- #
+
+def test_real_dpinger_verifies_with_pfsense_command_line(box, topo):
+    """The installed ./dpinger itself, started the way pfSense starts it
+    (daemonised, pfSense's intervals) in the test's firewall namespace:
+    its pid file and socket are found, its first "0 0 0" lines are waited
+    out, and it measures within the verify timeout."""
+    topo.wait_path("v4")
+    box.stop_monitors()
+    box.env.update(STANDIN_GATEWAYS="WAN_DHCP", STANDIN_REAL_NS=topo.fw,
+                   STANDIN_REAL_SRC="192.0.2.2", STANDIN_REAL_DST="192.0.2.1",
+                   DPINGER_VERIFY_TIMEOUT="30")
+    box.start_monitors()
+    r = box.run(str(box.new))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all 1 gateway monitors answer with a measured status: " \
+        "WAN_DHCP" in r.stdout
+    pidf = box.root / "var" / "run" / \
+        "dpinger_WAN_DHCP~192.0.2.2~192.0.2.1.pid"
+    pid = int(pidf.read_text())
+    assert os.path.realpath("/proc/%d/exe" % pid) == str(box.bin)
+    r = box.run("--status")
+    line = [x for x in r.stdout.splitlines()
+            if "dpinger_WAN_DHCP~192.0.2.2~192.0.2.1.sock: " in x]
+    assert len(line) == 1 and "(not ready yet)" not in line[0], r.stdout
+    avg, sd, loss = line[0].split()[-3:]
+    assert int(avg) > 0 and loss == "0", line
+    # Back to the stock stand-in: the real one was stopped, and is gone.
+    r = box.run("--rollback")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not os.path.exists("/proc/%d" % pid) or \
+        open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] \
+        == "Z"
