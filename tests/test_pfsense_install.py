@@ -17,7 +17,9 @@ a monitor that never measures, goes missing or dies included; that the
 state survives a reboot that wipes /var, and moves from the old /var/db
 place; what --status and install do after a stock upgrade, locked and
 unlocked; that --rollback restores the stock binary byte for byte and
-unlocks, and that a second rollback is a no-op; the same on OPNsense."""
+unlocks, and that a second rollback is a no-op; the same on OPNsense; and
+that the real ./dpinger, started as pfSense starts it inside a test
+namespace, passes the verify."""
 
 import hashlib
 import os
