@@ -9,8 +9,11 @@ PREFIX?=	/usr/local
 BINDIR?=	$(PREFIX)/bin
 MANDIR?=	$(PREFIX)/share/man/man8
 INSTALL?=	install
+INSTALL_PROGRAM?=	$(INSTALL) -m 555
 PYTHON?=	python3
 ZIGCC?=		$(PYTHON) -m ziglang cc
+# The version lives in VERSION alone; every build of the daemon gets it.
+VERSIONFLAG=	"-DDPINGER_VERSION=\"$$(cat VERSION)\""
 SANFLAGS=	-O1 -g -fno-omit-frame-pointer
 # Tests include dpinger.c without main(): its threads go unused there.
 TESTFLAGS=	$(SANFLAGS) $(WARNFLAGS) -Wno-unused-function \
@@ -18,14 +21,17 @@ TESTFLAGS=	$(SANFLAGS) $(WARNFLAGS) -Wno-unused-function \
 
 all: dpinger
 
-dpinger: dpinger.c
-	$(CC) $(CFLAGS) $(WARNFLAGS) $(CPPFLAGS) -o dpinger dpinger.c \
-	    $(LDFLAGS) -pthread
+dpinger: dpinger.c VERSION
+	$(CC) $(CFLAGS) $(WARNFLAGS) $(CPPFLAGS) $(VERSIONFLAG) -o dpinger \
+	    dpinger.c $(LDFLAGS) -pthread
 
+# The installed manual page names the version in its footer (.Os).
 install: dpinger
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
-	$(INSTALL) -m 555 dpinger $(DESTDIR)$(BINDIR)/dpinger
-	$(INSTALL) -m 444 dpinger.8 $(DESTDIR)$(MANDIR)/dpinger.8
+	$(INSTALL_PROGRAM) dpinger $(DESTDIR)$(BINDIR)/dpinger
+	sed "s/^\.Os$$/.Os dpinger-selfheal $$(cat VERSION)/" dpinger.8 \
+	    >$(DESTDIR)$(MANDIR)/dpinger.8
+	chmod 444 $(DESTDIR)$(MANDIR)/dpinger.8
 
 # The manual page must lint clean (mandoc exits non-zero on a warning).
 man-lint:
@@ -34,17 +40,32 @@ man-lint:
 # patches/: diffs for other people's trees, generated from port/.
 # check-patches fails when the committed diff is out of date.
 patches:
-	sh patches/mkdiff.sh patches/freebsd-ports-net-dpinger.diff
+	sh patches/mkdiff.sh patches/freebsd-ports-net-dpinger-selfheal.diff
 
 check-patches:
-	sh patches/mkdiff.sh build/freebsd-ports-net-dpinger.diff
-	@cmp -s patches/freebsd-ports-net-dpinger.diff \
-	    build/freebsd-ports-net-dpinger.diff || { \
-	    echo "patches/freebsd-ports-net-dpinger.diff is out of date" \
-	    "with port/: run 'make patches' and commit it" >&2; exit 1; }
+	sh patches/mkdiff.sh build/freebsd-ports-net-dpinger-selfheal.diff
+	@cmp -s patches/freebsd-ports-net-dpinger-selfheal.diff \
+	    build/freebsd-ports-net-dpinger-selfheal.diff || { \
+	    echo "patches/freebsd-ports-net-dpinger-selfheal.diff is out of" \
+	    "date with port/: run 'make patches' and commit it" >&2; exit 1; }
 
 clean:
 	rm -rf dpinger build
+
+# Release files, from the committed tree only (tools/dist.py says how they
+# stay byte-identical from run to run).  dist: the source tarball;
+# release: build/release/ with it, FreeBSD amd64 and arm64 binaries built
+# from it, and SHA256SUMS; distinfo: port/distinfo and the port's
+# DISTVERSION for the tarball, then the ports-tree patch (commit first).
+dist:
+	$(PYTHON) tools/dist.py dist
+
+release:
+	$(PYTHON) tools/dist.py release "$(ZIGCC)"
+
+distinfo:
+	$(PYTHON) tools/dist.py distinfo
+	sh patches/mkdiff.sh patches/freebsd-ports-net-dpinger-selfheal.diff
 
 # The README's two commands.
 demo: dpinger
@@ -67,14 +88,15 @@ build/unit-rtsock: dpinger.c tests/unit/rtsock.c tests/unit/unit.h \
 
 sanitizers: build/dpinger-asan build/dpinger-tsan
 
-build/dpinger-asan: dpinger.c
+build/dpinger-asan: dpinger.c VERSION
 	mkdir -p build
-	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=address,undefined \
-	    -fno-sanitize-recover=all -o build/dpinger-asan dpinger.c -pthread
+	$(CC) $(SANFLAGS) $(WARNFLAGS) $(VERSIONFLAG) \
+	    -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -o build/dpinger-asan dpinger.c -pthread
 
-build/dpinger-tsan: dpinger.c
+build/dpinger-tsan: dpinger.c VERSION
 	mkdir -p build
-	$(CC) $(SANFLAGS) $(WARNFLAGS) -fsanitize=thread \
+	$(CC) $(SANFLAGS) $(WARNFLAGS) $(VERSIONFLAG) -fsanitize=thread \
 	    -o build/dpinger-tsan dpinger.c -pthread
 
 # The fault shim (stale raw sockets, for the self-healing tests) and the
@@ -89,19 +111,28 @@ build/faultshim.so: tests/shim/faultshim.c
 bench: dpinger
 	$(PYTHON) tests/bench/churn.py
 
-# FreeBSD cross builds (14.0, the floor) with Zig's bundled FreeBSD headers
-# and libc stubs, and the check that the layout the unit tests' fixtures
-# write (tests/unit/fbsd_layout.h) is the layout of FreeBSD's headers.
-cross: dpinger.c tests/unit/fbsd_layout.h tests/unit/fbsd_layout_check.c
+# FreeBSD cross builds (14.0, the floor) for every FreeBSD architecture,
+# FreeBSD's name:Zig's target, with Zig's bundled FreeBSD headers and libc
+# stubs, and the check that the layout the unit tests' fixtures write
+# (tests/unit/fbsd_layout.h) is the layout of FreeBSD's headers on each.
+# Zig passes powerpc64* a flag of its own that clang then calls unused.
+CROSS_TARGETS=	amd64:x86_64-freebsd.14.0 arm64:aarch64-freebsd.14.0 \
+		i386:x86-freebsd.14.0 armv7:arm-freebsd.14.0-eabihf \
+		powerpc64:powerpc64-freebsd.14.0 \
+		powerpc64le:powerpc64le-freebsd.14.0 riscv64:riscv64-freebsd.14.0
+CROSSFLAGS=	$(WARNFLAGS) -Wno-unused-command-line-argument
+
+cross: dpinger.c VERSION tests/unit/fbsd_layout.h \
+		tests/unit/fbsd_layout_check.c
 	mkdir -p build
-	$(ZIGCC) -target x86_64-freebsd.14.0 -O2 $(WARNFLAGS) \
-	    -o build/dpinger-freebsd-amd64 dpinger.c -pthread
-	$(ZIGCC) -target aarch64-freebsd.14.0 -O2 $(WARNFLAGS) \
-	    -o build/dpinger-freebsd-arm64 dpinger.c -pthread
-	$(ZIGCC) -target x86_64-freebsd.14.0 $(WARNFLAGS) -c \
-	    -o build/fbsd-layout-amd64.o tests/unit/fbsd_layout_check.c
-	$(ZIGCC) -target aarch64-freebsd.14.0 $(WARNFLAGS) -c \
-	    -o build/fbsd-layout-arm64.o tests/unit/fbsd_layout_check.c
+	for t in $(CROSS_TARGETS); do \
+		arch=$${t%%:*}; target=$${t#*:}; \
+		$(ZIGCC) -target $$target -O2 $(CROSSFLAGS) $(VERSIONFLAG) \
+		    -o build/dpinger-freebsd-$$arch dpinger.c -pthread && \
+		$(ZIGCC) -target $$target $(CROSSFLAGS) -c \
+		    -o build/fbsd-layout-$$arch.o \
+		    tests/unit/fbsd_layout_check.c || exit 1; \
+	done
 
 # libFuzzer harnesses (clang) for the routing-message and ICMP parsers.
 # fuzz-run gives each FUZZ_SECONDS on build/corpus-NAME, which starts as a
@@ -136,4 +167,5 @@ fuzz-run: fuzz
 		    build/corpus-$$name || exit 1; \
 	done
 
-.PHONY: all install man-lint patches check-patches clean demo check unit sanitizers cross shim bench fuzz fuzz-run
+.PHONY: all install man-lint patches check-patches clean dist release \
+	distinfo demo check unit sanitizers cross shim bench fuzz fuzz-run

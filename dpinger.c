@@ -19,8 +19,13 @@
  *   recv	Owns the receive socket.  Matches echo replies to ring slots.
  *		Takes a new socket from `recv_handoff` when woken through its
  *		pipe, and only then closes the old one.
- *   report	Every report interval, writes the report line to stdout or -o.
- *   alert	Every alert interval, evaluates the alarms and runs -C.
+ *   report	Every report interval, writes the report line to stdout or -o
+ *		(SIGPIPE is not blocked: a report pipe whose reader has gone
+ *		ends the process, as upstream).
+ *   alert	Every alert interval, updates the two alarms and, on an event,
+ *		logs and runs -C (and waits for it).
+ *		send, report and alert step with next_deadline(): ticks
+ *		missed in a stall are skipped, never run in a burst.
  *   usock	Owns the -u listening socket: one line per connection, never
  *		reads, never blocks; re-creates the socket if its file goes.
  *   watch	Owns the routing socket (rtnetlink on Linux, PF_ROUTE on
@@ -62,10 +67,12 @@
 #include <netinet/in.h>
 #include <netinet/icmp6.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,6 +90,17 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * A #warning names a feature this platform lacks: loud in every build,
+ * but never what stops one under -Werror (gcc calls it -Wcpp, clang
+ * -W#warnings).
+ */
+#if defined(__clang__)
+#pragma clang diagnostic warning "-W#warnings"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic warning "-Wcpp"
+#endif
 
 /*
  * The platform ladder: one interface watcher per routing-socket flavour,
@@ -113,14 +131,21 @@ extern char **environ;
 /* ------------------------------------------------------------------ */
 
 #define IDENT_MAX	62	/* identifier bytes, without the added space */
+#define ALERT_CMD_MAX	65536	/* bytes of -C: `CMD "$@"` is one exec argument */
 #define SEQ_SPACE	65536U
 #define MAX_SLOTS	65535U
 #define SOCKBUF_SIZE	(65535 + 256)
 #define IPV4_MAX_DATA	65507
 #define IPV6_MAX_DATA	65527
-#define TIME_MAX_MSEC	(86400U * 1000U * 365U)	/* a year is plenty */
+/* Times are milliseconds in 64 bits: any number of seconds that fits 32
+ * bits (136 years) is accepted in either unit, and ten times the largest
+ * (the default hold) is still exact in microseconds. */
+#define TIME_MAX_MSEC	(UINT64_C(0xffffffff) * 1000)
+#define ADDR_TEXT_SIZE	(INET6_ADDRSTRLEN + IF_NAMESIZE + 1)
 
-/* A numeric address with an optional %scope, kept as given. */
+/* A numeric address with an optional %scope.  The scope stays text and is
+ * resolved at every bind; text is how every log line and the alert
+ * command print the address. */
 struct addr_spec {
 	int		family;
 	union {
@@ -128,7 +153,8 @@ struct addr_spec {
 		struct in6_addr	v6;
 	}		addr;
 	char		scope[IF_NAMESIZE];	/* "" when none */
-	const char	*text;			/* the argument itself */
+	const char	*arg;			/* the argument itself */
+	char		text[ADDR_TEXT_SIZE];	/* getnameinfo's form */
 };
 
 struct config {
@@ -137,16 +163,16 @@ struct config {
 	bool		use_syslog;
 	bool		realtime_recv;
 	bool		heal;
-	unsigned int	send_interval_msec;
-	unsigned int	loss_interval_msec;	/* 0 until defaulted */
-	unsigned int	time_period_msec;
-	unsigned int	report_interval_msec;
-	unsigned int	alert_interval_msec;
-	unsigned int	latency_alarm_msec;
+	uint64_t	send_interval_msec;
+	uint64_t	loss_interval_msec;	/* 0 until defaulted */
+	uint64_t	time_period_msec;
+	uint64_t	report_interval_msec;
+	uint64_t	alert_interval_msec;
+	uint64_t	latency_alarm_msec;
 	unsigned int	loss_alarm_pct;
-	unsigned int	hold_interval_msec;	/* 0 until defaulted */
+	uint64_t	hold_interval_msec;	/* 0 until defaulted */
 	unsigned int	fail_count;
-	unsigned int	silence_msec;
+	uint64_t	silence_msec;
 	bool		silence_given;
 	size_t		data_len;
 	const char	*output_path;
@@ -168,7 +194,6 @@ static struct config cfg;
 /* ------------------------------------------------------------------ */
 
 static bool log_to_syslog;
-static bool daemonised;
 
 static void
 logv(int priority, const char *fmt, va_list ap)
@@ -208,8 +233,8 @@ logmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Fatal errors also reach stderr with -S before daemonising: a person
- * starting dpinger by hand should see why it stopped. */
+/* As upstream: with -S a fatal error goes to syslog only (LOG_ERR), even
+ * before daemonising; the exit status tells the starting command. */
 static void __attribute__((format(printf, 1, 2), noreturn))
 fatal(const char *fmt, ...)
 {
@@ -218,12 +243,6 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	logv(LOG_ERR, fmt, ap);
 	va_end(ap);
-	if (log_to_syslog && !daemonised) {
-		log_to_syslog = false;
-		va_start(ap, fmt);
-		logv(LOG_ERR, fmt, ap);
-		va_end(ap);
-	}
 	exit(1);
 }
 
@@ -231,20 +250,28 @@ fatal(const char *fmt, ...)
 /* Command line                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The Makefile passes the contents of VERSION. */
+#ifndef DPINGER_VERSION
+#define DPINGER_VERSION	"unknown"
+#endif
+_Static_assert(sizeof(DPINGER_VERSION) > 1, "empty DPINGER_VERSION");
+
 static const char usage_text[] =
-    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-B bind_addr]"
+    "usage: dpinger [-f] [-R] [-S] [-P] [-X] [-h] [-V] [-B bind_addr]"
     " [-s send_interval] [-l loss_interval] [-t time_period]"
     " [-r report_interval] [-d data_length] [-o output_file]"
     " [-A alert_interval] [-D latency_alarm] [-L loss_alarm]"
     " [-H hold_interval] [-C alert_cmd] [-i identifier] [-u usocket]"
     " [-p pidfile] [-F fail_count] [-W silence_time] dest_addr\n";
 
-/* Leading digits of s; *end is the first other byte.  false on overflow
- * or when there is no digit at all (an empty string is 0, as upstream). */
+/* Leading digits of s; *end is the first other byte.  false when there
+ * is no digit at all (an empty string is 0, as upstream).  A value too
+ * large for 64 bits is UINT64_MAX: every caller's limit is far below, so
+ * it says "too large", never something wrapped around. */
 static bool
-parse_digits(const char *s, unsigned long *value, const char **end)
+parse_digits(const char *s, uint64_t *value, const char **end)
 {
-	unsigned long v = 0;
+	uint64_t v = 0;
 
 	if (*s == '\0') {
 		*value = 0;
@@ -253,22 +280,25 @@ parse_digits(const char *s, unsigned long *value, const char **end)
 	}
 	if (*s < '0' || *s > '9')
 		return false;
-	while (*s >= '0' && *s <= '9') {
-		if (v > (ULONG_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (unsigned long)(*s - '0');
-		s++;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned int digit = (unsigned int)(*s - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
+			v = UINT64_MAX;
+		else
+			v = v * 10 + digit;
 	}
 	*value = v;
 	*end = s;
 	return true;
 }
 
-/* Time: digits, optional 'm' (milliseconds) or 's' (seconds). */
+/* Time: digits, optional 'm' (milliseconds) or 's' (seconds), at most
+ * TIME_MAX_MSEC: a larger value is invalid, never wrapped. */
 static bool
-parse_time_msec(const char *s, unsigned int *msec)
+parse_time_msec(const char *s, uint64_t *msec)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
@@ -282,7 +312,7 @@ parse_time_msec(const char *s, unsigned int *msec)
 		end++;
 	if (*end != '\0' || v > TIME_MAX_MSEC)
 		return false;
-	*msec = (unsigned int)v;
+	*msec = v;
 	return true;
 }
 
@@ -290,7 +320,7 @@ parse_time_msec(const char *s, unsigned int *msec)
 static bool
 parse_percent(const char *s, unsigned int *pct)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
@@ -303,32 +333,32 @@ parse_percent(const char *s, unsigned int *pct)
 	return true;
 }
 
-/* Length: digits, optional 'b' (bytes) or 'k' (x1024). */
+/* Length: digits, optional 'b' (bytes) or 'k' (x1024).  Any number is
+ * a length: one too large for a packet gets upstream's "data length too
+ * large" after parsing, so it is kept (saturated), not refused here. */
 static bool
 parse_length(const char *s, size_t *len)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end))
 		return false;
 	if (*end == 'k') {
-		if (v > 1024UL * 1024)
-			return false;
-		v *= 1024;
+		v = v > UINT64_MAX / 1024 ? UINT64_MAX : v * 1024;
 		end++;
 	} else if (*end == 'b')
 		end++;
-	if (*end != '\0' || v > 1024UL * 1024 * 1024)
+	if (*end != '\0')
 		return false;
-	*len = (size_t)v;
+	*len = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 	return true;
 }
 
 static bool
 parse_count(const char *s, unsigned int *count)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (!parse_digits(s, &v, &end) || *end != '\0' || v > 100000)
@@ -337,47 +367,12 @@ parse_count(const char *s, unsigned int *count)
 	return true;
 }
 
-/*
- * A numeric IPv4 or IPv6 address, IPv6 with an optional %scope (a name or
- * an index).  The scope is kept as text and resolved at every bind, because
- * an interface destroyed and created again gets a new index.
- */
-static bool
-parse_addr(const char *s, struct addr_spec *a)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *pct = strchr(s, '%');
-	size_t hostlen = pct ? (size_t)(pct - s) : strlen(s);
-
-	memset(a, 0, sizeof(*a));
-	a->text = s;
-	if (hostlen == 0 || hostlen >= sizeof(host))
-		return false;
-	memcpy(host, s, hostlen);
-	host[hostlen] = '\0';
-	if (pct == NULL && inet_pton(AF_INET, host, &a->addr.v4) == 1) {
-		a->family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &a->addr.v6) != 1)
-		return false;
-	a->family = AF_INET6;
-	if (pct != NULL) {
-		size_t len = strlen(pct + 1);
-
-		if (len == 0 || len >= sizeof(a->scope))
-			return false;
-		memcpy(a->scope, pct + 1, len + 1);
-	}
-	return true;
-}
-
 /* Interface index of a scope: a number is taken as is, a name is looked
  * up now.  0 when the interface does not exist (yet). */
 static unsigned int
 scope_index(const char *scope)
 {
-	unsigned long v;
+	uint64_t v;
 	const char *end;
 
 	if (scope[0] == '\0')
@@ -418,6 +413,85 @@ addr_sockaddr(const struct addr_spec *a, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* a->text: getnameinfo's numeric form of the address, with the scope's
+ * interface name; a scope whose interface is missing now is shown as
+ * given, so the line still names what we wait for. */
+static void
+addr_format(struct addr_spec *a)
+{
+	struct addr_spec plain = *a;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool resolved = addr_sockaddr(a, &ss, &len) == 0;
+	size_t n;
+
+	if (!resolved) {
+		plain.scope[0] = '\0';
+		(void)addr_sockaddr(&plain, &ss, &len);
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, a->text, sizeof(a->text),
+	    NULL, 0, NI_NUMERICHOST) != 0) {
+		(void)inet_ntop(a->family, &a->addr, a->text, sizeof(a->text));
+		resolved = false;
+	}
+	n = strlen(a->text);
+	if (!resolved && a->scope[0] != '\0' && strchr(a->text, '%') == NULL)
+		snprintf(a->text + n, sizeof(a->text) - n, "%%%s", a->scope);
+}
+
+/*
+ * A numeric IPv4 or IPv6 address as getaddrinfo(AI_NUMERICHOST) reads it,
+ * so with the C library's shorthands (10.1 is 10.0.0.1), IPv6 with an
+ * optional %scope (a name or an index).  The scope is kept as text and
+ * resolved at every bind, because an interface destroyed and created again
+ * gets a new index; getaddrinfo would refuse a name that does not exist
+ * yet.  A link-local address needs one: without it, it can never be
+ * reached or bound.
+ */
+static bool
+parse_addr(const char *s, struct addr_spec *a)
+{
+	char host[256];
+	const char *pct = strchr(s, '%');
+	size_t hostlen = pct ? (size_t)(pct - s) : strlen(s);
+	struct addrinfo hints, *res;
+
+	memset(a, 0, sizeof(*a));
+	a->arg = s;
+	if (hostlen == 0 || hostlen >= sizeof(host))
+		return false;
+	memcpy(host, s, hostlen);
+	host[hostlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = pct != NULL ? AF_INET6 : AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICHOST;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return false;
+	a->family = res->ai_family;
+	if (a->family == AF_INET)
+		memcpy(&a->addr.v4, &((struct sockaddr_in *)(void *)
+		    res->ai_addr)->sin_addr, sizeof(a->addr.v4));
+	else if (a->family == AF_INET6)
+		memcpy(&a->addr.v6, &((struct sockaddr_in6 *)(void *)
+		    res->ai_addr)->sin6_addr, sizeof(a->addr.v6));
+	freeaddrinfo(res);
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return false;
+	if (pct != NULL) {
+		size_t len = strlen(pct + 1);
+
+		if (len == 0 || len >= sizeof(a->scope))
+			return false;
+		memcpy(a->scope, pct + 1, len + 1);
+	} else if (a->family == AF_INET6 &&
+	    (IN6_IS_ADDR_LINKLOCAL(&a->addr.v6) ||
+	    IN6_IS_ADDR_MC_LINKLOCAL(&a->addr.v6)))
+		return false;
+	addr_format(a);
+	return true;
+}
+
 /* Sequence numbers wrap at the largest power-of-two multiple of the slot
  * count that fits 16 bits, so that seq % slots is always the slot. */
 static unsigned int
@@ -433,7 +507,7 @@ seq_limit_for(unsigned int slots)
 /* A time-valued option: false, with upstream's message in err, when it
  * does not parse (or is 0 where it must be positive). */
 static bool
-time_option(const char *arg, unsigned int *msec, bool positive,
+time_option(const char *arg, uint64_t *msec, bool positive,
     const char *what, char *err, size_t errlen)
 {
 	if (parse_time_msec(arg, msec) && (!positive || *msec > 0))
@@ -447,11 +521,14 @@ enum parse_result {
 	PARSE_USAGE,		/* print usage, exit 1 */
 	PARSE_ERROR,		/* print the message, exit 1 */
 	PARSE_USAGE_ERROR,	/* print usage, then the message, exit 1 */
+	PARSE_VERSION,		/* print the version, exit 0 */
 };
 
 /*
- * Parse argv into *c.  Pure apart from getopt's own globals: on error the
- * message is in err.  Validation follows upstream's order exactly.
+ * Parse argv into *c.  Pure apart from getopt's own globals (opterr is the
+ * caller's: getopt itself reports an unknown option, as upstream's does):
+ * on error the message is in err, and c->use_syslog says whether -S came
+ * before the error.  Validation follows upstream's order exactly.
  */
 static enum parse_result
 parse_args(int argc, char *const argv[], struct config *c, char *err,
@@ -459,6 +536,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 {
 	int ch;
 	bool loss_given = false;
+	const char *bind_arg = NULL;
 
 	memset(c, 0, sizeof(*c));
 	c->send_interval_msec = 500;
@@ -475,9 +553,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 	optind = 1;
 	optreset = 1;
 #endif
-	opterr = 0;
 	while ((ch = getopt(argc, argv,
-	    "fRSPXhB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
+	    "fRSPXhVB:s:l:t:r:d:o:A:D:L:H:C:i:u:p:F:W:")) != -1) {
 		switch (ch) {
 		case 'f':
 			c->foreground = true;
@@ -495,7 +572,7 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 			c->heal = false;
 			break;
 		case 'B':
-			c->bind.text = optarg;
+			bind_arg = optarg;
 			c->bind_given = true;
 			break;
 		case 's':
@@ -552,6 +629,13 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 				return PARSE_ERROR;
 			break;
 		case 'C':
+			/* Refused here rather than cut short, or failing at
+			 * the first alarm. */
+			if (strlen(optarg) > ALERT_CMD_MAX) {
+				snprintf(err, errlen, "alert command too long"
+				    " (max %u bytes)", ALERT_CMD_MAX);
+				return PARSE_ERROR;
+			}
 			c->alert_cmd = optarg;
 			break;
 		case 'i':
@@ -582,6 +666,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 				return PARSE_ERROR;
 			c->silence_given = true;
 			break;
+		case 'V':
+			return PARSE_VERSION;
 		case 'h':
 		default:
 			return PARSE_USAGE;
@@ -597,8 +683,8 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		snprintf(err, errlen, "no activity enabled");
 		return PARSE_ERROR;
 	}
-	if ((unsigned long)c->time_period_msec <=
-	    2UL * c->send_interval_msec + c->loss_interval_msec) {
+	if (c->time_period_msec <=
+	    2 * c->send_interval_msec + c->loss_interval_msec) {
 		snprintf(err, errlen, "the time period must be greater than"
 		    " twice the send interval plus the loss interval");
 		return PARSE_ERROR;
@@ -613,15 +699,10 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		    argv[optind]);
 		return PARSE_ERROR;
 	}
-	if (c->bind_given) {
-		const char *text = c->bind.text;
-
-		if (!parse_addr(text, &c->bind) ||
-		    c->bind.family != c->dest.family) {
-			snprintf(err, errlen, "invalid bind IP address %s",
-			    text);
-			return PARSE_ERROR;
-		}
+	if (c->bind_given && (!parse_addr(bind_arg, &c->bind) ||
+	    c->bind.family != c->dest.family)) {
+		snprintf(err, errlen, "invalid bind IP address %s", bind_arg);
+		return PARSE_ERROR;
 	}
 	if (c->dest.family == AF_INET && c->data_len > IPV4_MAX_DATA) {
 		snprintf(err, errlen, "data length too large for IPv4 -"
@@ -641,10 +722,11 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 		c->hold_interval_msec = c->alert_interval_msec * 10;
 	if (!c->silence_given) {
 		c->silence_msec = 10000;
-		if (c->loss_interval_msec * 2UL > c->silence_msec)
+		if (c->loss_interval_msec * 2 > c->silence_msec)
 			c->silence_msec = c->loss_interval_msec * 2;
 	}
-	c->slot_count = c->time_period_msec / c->send_interval_msec;
+	c->slot_count = (unsigned int)(c->time_period_msec /
+	    c->send_interval_msec);
 	c->seq_limit = seq_limit_for(c->slot_count);
 	return PARSE_OK;
 }
@@ -653,10 +735,11 @@ parse_args(int argc, char *const argv[], struct config *c, char *err,
 static void
 format_startup(char *buf, size_t len, const struct config *c)
 {
-	snprintf(buf, len, "send_interval %ums  loss_interval %ums  "
-	    "time_period %ums  report_interval %ums  data_len %zu  "
-	    "alert_interval %ums  latency_alarm %ums  loss_alarm %u%%  "
-	    "alarm_hold %ums  dest_addr %s  bind_addr %s  identifier \"%s\"",
+	snprintf(buf, len, "send_interval %" PRIu64 "ms  loss_interval %"
+	    PRIu64 "ms  time_period %" PRIu64 "ms  report_interval %" PRIu64
+	    "ms  data_len %zu  alert_interval %" PRIu64 "ms  latency_alarm %"
+	    PRIu64 "ms  loss_alarm %u%%  alarm_hold %" PRIu64 "ms  dest_addr"
+	    " %s  bind_addr %s  identifier \"%s\"",
 	    c->send_interval_msec, c->loss_interval_msec, c->time_period_msec,
 	    c->report_interval_msec, c->data_len, c->alert_interval_msec,
 	    c->latency_alarm_msec, c->loss_alarm_pct, c->hold_interval_msec,
@@ -696,6 +779,23 @@ sleep_until(uint64_t deadline_usec)
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	    EINTR)
 		;
+}
+
+/*
+ * The deadline after prev on a grid of one interval: prev + interval, or,
+ * when that has passed already (SIGSTOP, a suspended VM, a slow alert
+ * command), the first point of the grid still ahead, less than one
+ * interval from now.  Missed ticks are skipped, never run in a burst.
+ * Every periodic thread (send, report, alert) steps with this.
+ */
+static uint64_t
+next_deadline(uint64_t prev, uint64_t interval)
+{
+	uint64_t next = prev + interval, now = now_usec();
+
+	if (next <= now)
+		next = now + interval - (now - next) % interval;
+	return next;
 }
 
 /* ------------------------------------------------------------------ */
@@ -898,24 +998,6 @@ struct ifev {
 	char		ifname[IF_NAMESIZE];	/* "" when not carried */
 };
 
-static uint16_t
-get_u16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* KAME (the BSDs) embeds the scope of a link-local address in its second
  * 16-bit word, in routing messages and, when net.route.deembed_scopeid is
  * 0, in getifaddrs().  The address we compare has none: clear it. */
@@ -942,9 +1024,10 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 
 /*
  * FreeBSD PF_ROUTE layout, as byte offsets (route(4), <net/route.h>,
- * <net/if.h>; amd64 and arm64 are identical).  The parser is compiled on
- * every OS so that it can be tested and fuzzed anywhere; on FreeBSD the
- * static assertions below tie every offset to the real headers.
+ * <net/if.h>), the same on every FreeBSD architecture but for what
+ * struct bsd_layout says.  The parser is compiled on every OS so that it
+ * can be tested and fuzzed anywhere; on FreeBSD the static assertions
+ * below tie every offset to the real headers.
  */
 #define BSD_RTM_VERSION		5
 #define BSD_RTM_NEWADDR		0x0c
@@ -980,8 +1063,7 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 #define BSD_IFAN_NAME_OFF	6
 #define BSD_IFAN_WHAT_OFF	22
 #define BSD_IFAN_SIZE		24
-/* sockaddrs: sa_len, sa_family; padded to 8 bytes (SA_SIZE) */
-#define BSD_SA_ALIGN		8
+/* sockaddrs: sa_len, sa_family; padded to SA_SIZE (see bsd_layout) */
 #define BSD_SIN_ADDR_OFF	4
 #define BSD_SIN_SIZE		16
 #define BSD_SIN6_ADDR_OFF	8
@@ -989,6 +1071,11 @@ copy_ifname(char dst[IF_NAMESIZE], const uint8_t *src, size_t srclen)
 #define BSD_SIN6_SIZE		28
 #define BSD_SDL_NLEN_OFF	5
 #define BSD_SDL_DATA_OFF	8
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BSD_HOST_BIG_ENDIAN	true
+#else
+#define BSD_HOST_BIG_ENDIAN	false
+#endif
 
 #if defined(__FreeBSD__)
 _Static_assert(RTM_VERSION == BSD_RTM_VERSION, "RTM_VERSION");
@@ -1032,14 +1119,49 @@ _Static_assert(
 _Static_assert(offsetof(struct sockaddr_dl, sdl_nlen) == BSD_SDL_NLEN_OFF &&
     offsetof(struct sockaddr_dl, sdl_data) == BSD_SDL_DATA_OFF,
     "sockaddr_dl");
-_Static_assert(sizeof(long) == BSD_SA_ALIGN, "SA_SIZE alignment");
+/* SA_SIZE() rounds to sizeof(long); the tests cover 4 and 8. */
+_Static_assert(sizeof(long) == 4 || sizeof(long) == 8, "SA_SIZE alignment");
+_Static_assert((_BYTE_ORDER == _BIG_ENDIAN) == BSD_HOST_BIG_ENDIAN,
+    "byte order");
 #endif
+
+/*
+ * What differs between FreeBSD's architectures, for this parser: SA_SIZE()
+ * pads each sockaddr to sizeof(long), 8 bytes on amd64, arm64, powerpc64,
+ * powerpc64le and riscv64 but 4 on i386 and armv7, and the header fields
+ * are in the host's byte order, big-endian on powerpc64.  The watcher
+ * parses with the host's layout; the tests and the fuzzer select each.
+ */
+struct bsd_layout {
+	size_t	sa_align;
+	bool	big_endian;
+};
+
+static const struct bsd_layout bsd_host = {
+	.sa_align = sizeof(long),
+	.big_endian = BSD_HOST_BIG_ENDIAN,
+};
+
+static uint16_t
+bsd_u16(const struct bsd_layout *lay, const uint8_t *p)
+{
+	return (uint16_t)(lay->big_endian ? p[0] << 8 | p[1] :
+	    p[1] << 8 | p[0]);
+}
+
+static uint32_t
+bsd_u32(const struct bsd_layout *lay, const uint8_t *p)
+{
+	uint32_t first = bsd_u16(lay, p), second = bsd_u16(lay, p + 2);
+
+	return lay->big_endian ? first << 16 | second : second << 16 | first;
+}
 
 /* The local address (RTA_IFA) and interface name (RTA_IFP) that follow an
  * ifa_msghdr.  false when a sockaddr runs past the message. */
 static bool
-bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
-    uint32_t addrs, struct ifev *ev)
+bsd_addr_sockaddrs(const struct bsd_layout *lay, const uint8_t *p,
+    size_t off, size_t msglen, uint32_t addrs, struct ifev *ev)
 {
 	int i;
 
@@ -1056,8 +1178,8 @@ bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
 		if (sa_len > msglen - off)
 			return false;
 		/* SA_SIZE: an empty sockaddr still takes a long. */
-		off += sa_len == 0 ? BSD_SA_ALIGN :
-		    (sa_len + BSD_SA_ALIGN - 1) & ~(size_t)(BSD_SA_ALIGN - 1);
+		off += sa_len == 0 ? lay->sa_align :
+		    (sa_len + lay->sa_align - 1) & ~(lay->sa_align - 1);
 		if (sa_len < 2)
 			continue;
 		if ((1U << i) == BSD_RTA_IFA && sa[1] == BSD_AF_INET &&
@@ -1083,19 +1205,20 @@ bsd_addr_sockaddrs(const uint8_t *p, size_t off, size_t msglen,
 }
 
 /*
- * Parse FreeBSD routing messages.  Every message is checked for length,
- * version and its type's minimum size before a field is read; route
- * changes (most of the traffic, since FreeBSD cannot filter them in the
- * kernel) are rejected on their type byte.
+ * Parse FreeBSD routing messages laid out as `lay` says.  Every message is
+ * checked for length, version and its type's minimum size before a field
+ * is read; route changes (most of the traffic, since FreeBSD cannot filter
+ * them in the kernel) are rejected on their type byte.
  */
-static size_t __attribute__((unused))	/* only the tests use it on Linux */
-rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
+static size_t
+rtmsg_parse_bsd_layout(const struct bsd_layout *lay, const void *buf,
+    size_t len, struct ifev *ev, size_t max)
 {
 	const uint8_t *p = buf;
 	size_t n = 0;
 
 	while (len >= 4 && n < max) {
-		size_t msglen = get_u16(p + BSD_MSGLEN_OFF);
+		size_t msglen = bsd_u16(lay, p + BSD_MSGLEN_OFF);
 		uint8_t type = p[BSD_TYPE_OFF];
 		struct ifev *e = &ev[n];
 
@@ -1111,9 +1234,9 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 				goto next;
 			e->kind = type == BSD_RTM_NEWADDR ? IFEV_ADDR_ADD :
 			    IFEV_ADDR_DEL;
-			e->ifindex = get_u16(p + BSD_IFAM_INDEX_OFF);
-			if (!bsd_addr_sockaddrs(p, BSD_IFAM_SIZE, msglen,
-			    get_u32(p + BSD_IFAM_ADDRS_OFF), e) ||
+			e->ifindex = bsd_u16(lay, p + BSD_IFAM_INDEX_OFF);
+			if (!bsd_addr_sockaddrs(lay, p, BSD_IFAM_SIZE,
+			    msglen, bsd_u32(lay, p + BSD_IFAM_ADDRS_OFF), e) ||
 			    e->family == 0)
 				goto next;
 			n++;
@@ -1122,8 +1245,8 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 			if (msglen < BSD_IFM_SIZE)
 				goto next;
 			e->kind = IFEV_LINK;
-			e->ifindex = get_u16(p + BSD_IFM_INDEX_OFF);
-			e->link_up = (get_u32(p + BSD_IFM_FLAGS_OFF) &
+			e->ifindex = bsd_u16(lay, p + BSD_IFM_INDEX_OFF);
+			e->link_up = (bsd_u32(lay, p + BSD_IFM_FLAGS_OFF) &
 			    BSD_IFF_UP) != 0 &&
 			    p[BSD_IFM_DATA_OFF + BSD_IFI_LINK_STATE_OFF] !=
 			    BSD_LINK_STATE_DOWN;
@@ -1132,7 +1255,7 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 		case BSD_RTM_IFANNOUNCE:
 			if (msglen < BSD_IFAN_SIZE)
 				goto next;
-			switch (get_u16(p + BSD_IFAN_WHAT_OFF)) {
+			switch (bsd_u16(lay, p + BSD_IFAN_WHAT_OFF)) {
 			case BSD_IFAN_ARRIVAL:
 				e->kind = IFEV_IF_ARRIVE;
 				break;
@@ -1142,7 +1265,7 @@ rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
 			default:
 				goto next;
 			}
-			e->ifindex = get_u16(p + BSD_IFAN_INDEX_OFF);
+			e->ifindex = bsd_u16(lay, p + BSD_IFAN_INDEX_OFF);
 			copy_ifname(e->ifname, p + BSD_IFAN_NAME_OFF,
 			    BSD_IFAN_WHAT_OFF - BSD_IFAN_NAME_OFF);
 			n++;
@@ -1157,7 +1280,23 @@ next:
 	return n;
 }
 
+/* The host's messages: what the PF_ROUTE watcher reads. */
+static size_t __attribute__((unused))	/* only the tests use it on Linux */
+rtmsg_parse_bsd(const void *buf, size_t len, struct ifev *ev, size_t max)
+{
+	return rtmsg_parse_bsd_layout(&bsd_host, buf, len, ev, max);
+}
+
 #if defined(WATCH_NETLINK)
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
 /* Walk the rtattrs of one netlink message, bounded by the message. */
 static bool
 nl_next_attr(const uint8_t *p, size_t end, size_t *off, uint16_t *type,
@@ -1810,10 +1949,7 @@ send_thread(void *arg)
 			}
 		}
 
-		next += interval;
-		now = now_usec();
-		if (next <= now)	/* suspended or stalled: no burst */
-			next = now + interval - (now - next) % interval;
+		next = next_deadline(next, interval);
 	}
 	return NULL;
 }
@@ -1992,19 +2128,23 @@ write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+/*
+ * SIGPIPE is left alone (not blocked): as upstream, when stdout is a pipe
+ * whose reader has gone (`dpinger -f addr | head -1`), the next line ends
+ * the process.
+ */
 static void *
 report_thread(void *arg)
 {
-	uint64_t next = now_usec(), interval;
+	uint64_t interval = cfg.report_interval_msec * 1000ULL;
+	uint64_t next = now_usec() + interval;
 
 	(void)arg;
-	interval = cfg.report_interval_msec * 1000ULL;
-	for (;;) {
+	for (;; next = next_deadline(next, interval)) {
 		struct stats st;
 		char line[128];
 		int len;
 
-		next += interval;
 		sleep_until(next);
 		stats_now(&st);
 		len = format_report(line, sizeof(line), cfg.identifier, &st);
@@ -2026,53 +2166,80 @@ report_thread(void *arg)
 /* Alert thread                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Two independent alarms, latency (-D) and loss (-L), as upstream.  Each
+ * counter is the number of good checks left before that alarm clears: an
+ * alarm is raised while its counter is above 0.
+ */
 struct alarm_state {
-	bool		latency_on;
-	bool		loss_on;
-	unsigned int	latency_hold;	/* checks left before clearing */
-	unsigned int	loss_hold;
+	uint64_t	latency_hold;
+	uint64_t	loss_hold;
 };
 
-/* One alarm: raised when its condition holds, kept for hold_checks
- * checks after the condition clears. */
-static void
-alarm_step(bool condition, bool *on, unsigned int *hold,
-    unsigned int hold_checks)
+/* N = ceil(hold / alert interval), at least 1.  64-bit: a hold of years
+ * over a 1 ms interval passes 2^32 checks. */
+static uint64_t
+alarm_hold_checks(const struct config *c)
 {
-	if (condition) {
-		*on = true;
-		*hold = hold_checks;
-	} else if (*on) {
-		if (*hold > 0)
-			(*hold)--;
-		else
-			*on = false;
-	}
+	uint64_t n = (c->hold_interval_msec + c->alert_interval_msec - 1) /
+	    c->alert_interval_msec;
+
+	return n > 0 ? n : 1;
 }
 
-/* Advance the alarms by one check; the combined state (either on). */
+/*
+ * One alarm, one check; true on an event.  A bad check sets the counter
+ * to N (an event if it was 0: raised); a good one counts down, and the Nth
+ * good check in a row clears the alarm (an event).
+ */
+static bool
+alarm_step(bool bad, uint64_t *hold, uint64_t n)
+{
+	bool raised;
+
+	if (bad) {
+		raised = *hold == 0;
+		*hold = n;
+		return raised;
+	}
+	if (*hold == 0)
+		return false;
+	return --*hold == 0;
+}
+
+/*
+ * One check of both alarms (a threshold of 0 is never evaluated).  True
+ * when either had an event: then *flag is 1 if either alarm is still
+ * raised.  So a raise while the other alarm is on, and a clear while the
+ * other stays on, are events with flag 1, each one call of -C.
+ */
 static bool
 alarm_update(struct alarm_state *as, const struct stats *st,
-    const struct config *c)
+    const struct config *c, bool *flag)
 {
-	unsigned int hold_checks = (c->hold_interval_msec +
-	    c->alert_interval_msec - 1) / c->alert_interval_msec;
+	uint64_t n = alarm_hold_checks(c);
+	bool latency_event, loss_event;
 
-	alarm_step(c->latency_alarm_msec > 0 &&
-	    st->avg_usec > c->latency_alarm_msec * 1000UL, &as->latency_on,
-	    &as->latency_hold, hold_checks);
-	alarm_step(c->loss_alarm_pct > 0 && st->loss_pct > c->loss_alarm_pct,
-	    &as->loss_on, &as->loss_hold, hold_checks);
-	return as->latency_on || as->loss_on;
+	latency_event = alarm_step(c->latency_alarm_msec > 0 &&
+	    st->avg_usec > c->latency_alarm_msec * 1000UL, &as->latency_hold,
+	    n);
+	loss_event = alarm_step(c->loss_alarm_pct > 0 &&
+	    st->loss_pct > c->loss_alarm_pct, &as->loss_hold, n);
+	*flag = as->latency_hold > 0 || as->loss_hold > 0;
+	return latency_event || loss_event;
 }
 
+static char *alert_script;	/* `CMD "$@"`, built at start-up */
+
 /* Run the alert command as `sh -c 'CMD "$@"'` with upstream's words as
- * arguments, and wait for it, as upstream's system() does.  The child
- * gets default signal handling and an empty mask, not ours. */
+ * arguments, and wait for it, as upstream's system() does, in the
+ * directory we were started in (as upstream, we never chdir).  An empty
+ * identifier (-i "") is no argument at all: upstream's shell drops it
+ * too.  The child gets default signal handling and an empty mask. */
 static void
 run_alert_command(bool alarm, const struct stats *st)
 {
-	char script[PATH_MAX + 16], ident[IDENT_MAX + 1], flag[2];
+	char ident[IDENT_MAX + 1], flag[2];
 	char avg[24], sd[24], loss[8];
 	char *argv[12];
 	int argc = 0, status;
@@ -2081,16 +2248,15 @@ run_alert_command(bool alarm, const struct stats *st)
 	sigset_t none, defaults;
 	pid_t pid;
 
-	snprintf(script, sizeof(script), "%s \"$@\"", cfg.alert_cmd);
 	snprintf(flag, sizeof(flag), "%d", alarm ? 1 : 0);
 	snprintf(avg, sizeof(avg), "%lu", st->avg_usec);
 	snprintf(sd, sizeof(sd), "%lu", st->stddev_usec);
 	snprintf(loss, sizeof(loss), "%u", st->loss_pct);
 	argv[argc++] = "sh";
 	argv[argc++] = "-c";
-	argv[argc++] = script;
+	argv[argc++] = alert_script;
 	argv[argc++] = "sh";
-	if (identlen > 0) {
+	if (identlen > 1) {
 		memcpy(ident, cfg.identifier, identlen - 1);
 		ident[identlen - 1] = '\0';
 		argv[argc++] = ident;
@@ -2124,34 +2290,31 @@ run_alert_command(bool alarm, const struct stats *st)
 		;
 }
 
+/*
+ * A stall or a slow alert command skips checks rather than running them
+ * back to back: a hold is counted in time, not used up in a burst.
+ */
 static void *
 alert_thread(void *arg)
 {
-	uint64_t next = now_usec(), interval;
-	struct alarm_state as = { false, false, 0, 0 };
-	bool alarm = false;
+	uint64_t interval = cfg.alert_interval_msec * 1000ULL;
+	uint64_t next = now_usec() + interval;
+	struct alarm_state as = { 0, 0 };
 
 	(void)arg;
-	interval = cfg.alert_interval_msec * 1000ULL;
-	for (;;) {
+	for (;; next = next_deadline(next, interval)) {
 		struct stats st;
-		bool now_on;
+		bool alarm;
 
-		next += interval;
 		sleep_until(next);
 		stats_now(&st);
-		now_on = alarm_update(&as, &st, &cfg);
-		if (now_on == alarm)
+		if (!alarm_update(&as, &st, &cfg, &alarm))
 			continue;
-		alarm = now_on;
 		logmsg("%s%s: %s latency %luus stddev %luus loss %u%%",
 		    cfg.identifier, cfg.dest.text, alarm ? "Alarm" : "Clear",
 		    st.avg_usec, st.stddev_usec, st.loss_pct);
 		if (cfg.alert_cmd != NULL)
 			run_alert_command(alarm, &st);
-		/* A slow command must not make the next checks burst. */
-		if (next < now_usec())
-			next = now_usec();
 	}
 	return NULL;
 }
@@ -2163,10 +2326,47 @@ alert_thread(void *arg)
 static struct {
 	pthread_mutex_t	lock;		/* held while the path changes */
 	int		fd;
-	char		path[PATH_MAX];	/* absolute: we chdir("/") */
+	char		path[PATH_MAX];	/* absolute, as given at start */
 } usock = { PTHREAD_MUTEX_INITIALIZER, -1, "" };
 
-/* Listening socket at path: unlink what is there, bind, 0666, listen. */
+/*
+ * Bind fd to sun with upstream's mode 0666, and never a chmod by path: a
+ * symlink (or a hard link) put in place of the new socket file between
+ * bind and chmod would hand its target's mode to whoever planted it.  The
+ * file is born with the mode: 0777 less the umask, on Linux and FreeBSD
+ * alike (fchmod on an unbound socket does not set it on both).  The umask
+ * belongs to the whole process, and other threads create files and spawn
+ * the alert command, so a child process sets it and binds our socket, the
+ * one it shares.  umask, bind and _exit are async-signal-safe: all a child
+ * of a threaded process may call.  errno travels in the exit status.
+ */
+static int
+usock_bind(int fd, const struct sockaddr_un *sun)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		(void)umask(0111);
+		_exit(bind(fd, (const struct sockaddr *)sun,
+		    sizeof(*sun)) == 0 ? 0 : errno & 0xff);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status)) {
+		errno = EINTR;
+		return -1;
+	}
+	errno = WEXITSTATUS(status);
+	return errno == 0 ? 0 : -1;
+}
+
+/* Listening socket at path: unlink what is there (a symlink is removed,
+ * not followed), bind with mode 0666, listen. */
 static int
 usock_open(const char *path)
 {
@@ -2184,8 +2384,7 @@ usock_open(const char *path)
 	if (fd < 0)
 		return -1;
 	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    chmod(path, 0666) != 0 || listen(fd, 5) != 0) {
+	if (usock_bind(fd, &sun) != 0 || listen(fd, 5) != 0) {
 		int err = errno;
 
 		close(fd);
@@ -2213,7 +2412,8 @@ accept_cloexec(int fd)
 }
 
 /* Someone removed our file: put it back, or no one can read us again.
- * A file that is there but not ours (a newer instance's) is left alone. */
+ * A file that is there but not ours (a newer instance's, or a symlink,
+ * which is not followed) is left alone. */
 static void
 usock_check_path(void)
 {
@@ -2221,7 +2421,7 @@ usock_check_path(void)
 	int fd;
 
 	pthread_mutex_lock(&usock.lock);
-	if (stat(usock.path, &sb) != 0 && errno == ENOENT) {
+	if (lstat(usock.path, &sb) != 0 && errno == ENOENT) {
 		fd = usock_open(usock.path);
 		if (fd >= 0) {
 			close(usock.fd);
@@ -2250,19 +2450,55 @@ usock_answer(int client)
 	close(client);
 }
 
+/* accept() found no descriptor (EMFILE, ENFILE) or no memory: the client
+ * stays queued and poll() says so again at once.  Wait instead, 100 ms
+ * doubling to a second, so a full descriptor table never spins a core;
+ * log the first failure and the recovery, not each retry. */
+#define USOCK_BACKOFF_MIN_MSEC	100
+#define USOCK_BACKOFF_MAX_MSEC	1000
+
+static bool
+accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM;
+}
+
 static void *
 usock_thread(void *arg)
 {
 	uint64_t next_check = now_usec() + 1000000;
+	int backoff_msec = 0;
+	unsigned long starved = 0;
 
 	(void)arg;
 	for (;;) {
 		struct pollfd pfd = { usock.fd, POLLIN, 0 };
 		int client;
 
-		if (poll(&pfd, 1, 1000) > 0)
-			while ((client = accept_cloexec(usock.fd)) >= 0)
+		if (poll(&pfd, 1, 1000) > 0) {
+			while ((client = accept_cloexec(usock.fd)) >= 0) {
 				usock_answer(client);
+				if (starved > 0)
+					logmsg("%s%s: status socket answers"
+					    " again after %lu failed accepts",
+					    cfg.identifier, cfg.dest.text,
+					    starved);
+				starved = 0;
+				backoff_msec = 0;
+			}
+			if (accept_starved(errno)) {
+				if (starved++ == 0)
+					logmsg("%s%s: status socket: accept:"
+					    " %s", cfg.identifier,
+					    cfg.dest.text, strerror(errno));
+				backoff_msec = backoff_msec == 0 ?
+				    USOCK_BACKOFF_MIN_MSEC : backoff_msec * 2;
+				if (backoff_msec > USOCK_BACKOFF_MAX_MSEC)
+					backoff_msec = USOCK_BACKOFF_MAX_MSEC;
+				(void)poll(NULL, 0, backoff_msec);
+			}
+		}
 		if (now_usec() >= next_check) {
 			usock_check_path();
 			next_check = now_usec() + 1000000;
@@ -2349,7 +2585,7 @@ watch_ready(struct watch_state *ws, enum trigger why)
  * Apply one event; the trigger for a rebind, or TRIG_NONE.  Events for
  * other addresses and interfaces end here in a few comparisons.
  */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_apply(struct watch_state *ws, const struct ifev *ev)
 {
 	const char *scope = watched_scope();
@@ -2414,7 +2650,7 @@ watch_apply(struct watch_state *ws, const struct ifev *ev)
 
 /* Re-read the interfaces (start-up, and after the kernel dropped
  * messages).  A trigger when the address is back or moved. */
-static enum trigger
+static enum trigger __attribute__((unused))	/* no watcher: tests only */
 watch_resync(struct watch_state *ws)
 {
 	struct ifaddrs *list, *ifa;
@@ -2451,6 +2687,20 @@ watch_resync(struct watch_state *ws)
 
 #define WATCH_BUF_SIZE	16384
 #define WATCH_MAX_EVENTS 256
+#define WATCH_RCVBUF	(1 << 20)
+
+#if defined(WATCH_NETLINK) || defined(WATCH_PF_ROUTE)
+/* Room for a burst (an IPsec reload re-creates dozens of interfaces at
+ * once) on either platform's routing socket: what does not fit is an
+ * overflow, and costs a resync. */
+static void
+watch_rcvbuf(int fd)
+{
+	int size = WATCH_RCVBUF;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+#endif
 
 #if defined(WATCH_NETLINK)
 /*
@@ -2567,7 +2817,7 @@ static int
 watch_open(void)
 {
 	struct sockaddr_nl snl;
-	int fd, bufsize = 1 << 20;
+	int fd;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
@@ -2581,7 +2831,7 @@ watch_open(void)
 	if (cfg.bind_given)
 		snl.nl_groups |= cfg.bind.family == AF_INET ?
 		    RTMGRP_IPV4_IFADDR : RTMGRP_IPV6_IFADDR;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
+	watch_rcvbuf(fd);
 	watch_filter_attach(fd);
 	if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0) {
 		close(fd);
@@ -2602,6 +2852,7 @@ watch_open(void)
 	fd = socket(PF_ROUTE, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	watch_rcvbuf(fd);
 #if defined(SO_RERROR)
 	/* Report dropped messages as ENOBUFS instead of losing them. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RERROR, &on, sizeof(on));
@@ -2682,7 +2933,11 @@ watch_thread(void *arg)
 /*
  * The pid file: created exclusively; an existing one is locked and reused
  * only if the process it names is gone.  The lock keeps a second instance
- * starting at the same moment out until our pid is written.
+ * starting at the same moment out until our pid is written: one that took
+ * it between our create and our lock found the file empty and goes on, so
+ * losing it is fatal here too.  A symlink at the path is never followed
+ * (O_EXCL does not follow it either): whatever it points at is not ours
+ * to truncate.
  */
 static int
 pidfile_open(const char *path)
@@ -2691,29 +2946,32 @@ pidfile_open(const char *path)
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd >= 0) {
-		(void)flock(fd, LOCK_EX | LOCK_NB);
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+			fatal("pid file %s is in use by another process",
+			    path);
 		return fd;
 	}
 	if (errno != EEXIST)
 		fatal("cannot create pid file %s: %s", path, strerror(errno));
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		fatal("cannot open pid file %s: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
 		fatal("pid file %s is in use by another process", path);
 	n = read(fd, text, sizeof(text) - 1);
 	if (n > 0) {
-		unsigned long pid;
+		uint64_t pid;
 		const char *end;
 
 		text[n] = '\0';
 		if (parse_digits(text, &pid, &end) && pid > 0 &&
 		    pid <= INT_MAX && (*end == '\n' || *end == '\0') &&
 		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-			fatal("pid file %s is in use by process %lu", path,
-			    pid);
+			fatal("pid file %s is in use by process %" PRIu64,
+			    path, pid);
 	}
 	if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
 		fatal("cannot truncate pid file %s: %s", path,
@@ -2733,7 +2991,8 @@ pidfile_write(int fd)
 	close(fd);
 }
 
-/* An absolute version of a path, for unlinking after chdir("/"). */
+/* An absolute version of a path: the files are re-created and removed
+ * where they were given, whatever the cwd is by then. */
 static void
 absolute_path(const char *path, char *out, size_t outlen)
 {
@@ -2764,11 +3023,10 @@ daemonise(void)
 		_exit(0);
 	if (setsid() < 0)
 		fatal("cannot background: %s", strerror(errno));
-	daemonised = true;
-	if (chdir("/") != 0)
-		fatal("cannot chdir to /: %s", strerror(errno));
-	/* stdout and stderr stay: `dpinger -r 60s addr >> file` reports
-	 * through the inherited stdout. */
+	/* No chdir("/"), as upstream: the alert command runs in the
+	 * directory we were started in, so `-C ./alert.sh` works.  stdout
+	 * and stderr stay: `dpinger -r 60s addr >> file` reports through
+	 * the inherited stdout. */
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0) {
 		(void)dup2(null_fd, STDIN_FILENO);
@@ -2832,14 +3090,25 @@ int
 main(int argc, char *argv[])
 {
 	char err[256], line[1024];
-	int send_fd = -1, recv_fd = -1, pidfile_fd = -1, watch_fd = -1;
+	int send_fd = -1, recv_fd = -1, pidfile_fd = -1;
+#if defined(HAVE_WATCHER)
+	int watch_fd = -1;
+#endif
 	int pipefd[2], sig, openerr;
+	enum parse_result result;
 	enum open_stage stage;
 	sigset_t sigs;
 	pthread_condattr_t condattr;
 
 	keep_std_fds_open();
-	switch (parse_args(argc, argv, &cfg, err, sizeof(err))) {
+	/* getopt reports an unknown option itself, on stderr, then usage;
+	 * an error found once -S is parsed goes to syslog only. */
+	result = parse_args(argc, argv, &cfg, err, sizeof(err));
+	if (cfg.use_syslog) {
+		openlog("dpinger", LOG_PID, LOG_DAEMON);
+		log_to_syslog = true;
+	}
+	switch (result) {
 	case PARSE_OK:
 		break;
 	case PARSE_USAGE:
@@ -2847,24 +3116,30 @@ main(int argc, char *argv[])
 		return 1;
 	case PARSE_USAGE_ERROR:
 		fputs(usage_text, stderr);
-		fprintf(stderr, "%s\n", err);
-		return 1;
+		fatal("%s", err);
 	case PARSE_ERROR:
-		fprintf(stderr, "%s\n", err);
-		return 1;
+		fatal("%s", err);
+	case PARSE_VERSION:
+		printf("dpinger-selfheal %s\n", DPINGER_VERSION);
+		return 0;
 	}
-	if (cfg.use_syslog) {
-		openlog("dpinger", LOG_PID, LOG_DAEMON);
-		log_to_syslog = true;
+	if (cfg.alert_cmd != NULL) {
+		size_t len = strlen(cfg.alert_cmd) + sizeof(" \"$@\"");
+
+		alert_script = malloc(len);
+		if (alert_script == NULL)
+			fatal("out of memory");
+		snprintf(alert_script, len, "%s \"$@\"", cfg.alert_cmd);
 	}
 
 	/* Every signal we wait for is blocked before any thread exists, so
-	 * that only main's sigwait() sees it. */
+	 * that only main's sigwait() sees it.  SIGPIPE is not among them:
+	 * a report pipe whose reader is gone ends us, as upstream; sockets
+	 * that may lose their peer are written with MSG_NOSIGNAL. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	/* 1. Probe sockets.  A missing bind address is not fatal when
@@ -2878,7 +3153,7 @@ main(int argc, char *argv[])
 		if (!cfg.heal || !errno_is_missing(openerr)) {
 			if (stage == STAGE_DEST_SCOPE)
 				fatal("invalid destination IP address %s",
-				    cfg.dest.text);
+				    cfg.dest.arg);
 			fatal("cannot bind send socket: %s",
 			    strerror(openerr));
 		}
@@ -2989,7 +3264,6 @@ main(int argc, char *argv[])
 		    "interface watch", false);
 #endif
 
-	sigdelset(&sigs, SIGPIPE);
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;

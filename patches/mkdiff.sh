@@ -1,14 +1,18 @@
 #!/bin/sh
-# Generate the ports-tree patch that adds net/dpinger from port/.
+# Generate the ports-tree patch that adds net/dpinger-selfheal from port/.
 #
 # usage: sh patches/mkdiff.sh OUTPUT
 #
-# The diff runs between a stand-in ports tree without net/dpinger (a/) and
-# one holding port/'s ports-tree files as net/dpinger (b/), so it applies
-# with `patch -p1` at the top of a ports tree.  Output is deterministic: the
-# files are listed in byte order (LC_ALL=C) and the timestamps diff puts on
-# its --- and +++ lines are removed.  Files of port/ that are not part of a
-# ports tree (README.md, pfsense/, linux/) are left out.
+# The diff runs from a stand-in ports tree (a/, patches/stand-in: net/Makefile
+# around dpinger, and the stock net/dpinger) to the same tree with port/'s
+# ports-tree files as net/dpinger-selfheal and its SUBDIR line in
+# net/Makefile, right after dpinger's (b/).  It creates files only under
+# net/dpinger-selfheal/ and changes one line of net/Makefile, so it applies
+# with `patch -p1` or `git apply` at the top of a current ports tree, beside
+# the stock net/dpinger.  Output is deterministic: files in byte order
+# (LC_ALL=C), the timestamps diff puts on its --- and +++ lines removed.
+# Files of port/ that are not part of a ports tree (README.md, pfsense/,
+# linux/) are left out.
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -23,12 +27,23 @@ export LC_ALL TZ
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mkdiff.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
-mkdir -p "$work/a/net" "$work/b/net/dpinger/files"
-for f in Makefile pkg-descr pkg-plist distinfo files/dpinger.in; do
+cp -R "$top/patches/stand-in" "$work/a"
+rm -f "$work/a/README"
+cp -R "$work/a" "$work/b"
+mkdir -p "$work/b/net/dpinger-selfheal/files"
+for f in Makefile pkg-descr distinfo files/dpinger.in; do
 	if [ -f "$top/port/$f" ]; then
-		cp "$top/port/$f" "$work/b/net/dpinger/$f"
+		cp "$top/port/$f" "$work/b/net/dpinger-selfheal/$f"
 	fi
 done
+awk -v after="    SUBDIR += dpinger" -v line="    SUBDIR += dpinger-selfheal" '
+	{ print }
+	$0 == after { print line; n++ }
+	END { exit n == 1 ? 0 : 1 }' "$work/a/net/Makefile" \
+    >"$work/b/net/Makefile" || {
+	echo "mkdiff.sh: no single 'SUBDIR += dpinger' line in the stand-in" >&2
+	exit 1
+}
 
 # diff exits 1 when the trees differ, which is the point; 2 is trouble.
 status=0

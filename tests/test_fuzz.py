@@ -20,6 +20,12 @@ CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 NAMES = ["bsd", "netlink", "icmp"]
 SECONDS = int(os.environ.get("DPINGER_FUZZ_SECONDS", "10"))
 
+# One read of every kind at interface index 0x102 (258)
+MODEL_BURST = ["event kind=4 index=258 addr=- name=ipsec1 ",
+               "event kind=3 index=258 addr=- name= up=1 ",
+               "event kind=1 index=258 addr=2001:db8::2 name=ipsec1 ",
+               "event kind=2 index=258 addr=192.0.2.2 name= ", "events 4"]
+
 # seed -> lines its parser's result must contain
 EXPECT = {
     "bsd": {
@@ -38,6 +44,11 @@ EXPECT = {
         # six messages, a limit of three events
         "burst": ["event kind=5 index=7 ", "event kind=4 index=9 ",
                   "event kind=3 index=7 ", "events 3"],
+        # the 32-bit and big-endian models, chosen by the first byte: a
+        # wrong model would misread the index 0x102 or the sockaddrs
+        "ilp32-burst": MODEL_BURST,
+        "be-burst": MODEL_BURST,
+        "ilp32-be-burst": MODEL_BURST,
     },
     "netlink": {
         "newaddr4": ["event kind=1 index=3 addr=192.0.2.2 ", "events 1"],

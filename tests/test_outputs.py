@@ -247,7 +247,9 @@ LONG_SOCK = "/tmp/" + "s" * 120
 
 BAD_CASES = [
     (["-s", "10x", V4_GW], ["invalid send interval 10x"]),
-    (["-S", "-t", "-5", V4_GW], ["invalid averaging time period -5"]),
+    # An error before -S is parsed still goes to stderr (after it: syslog
+    # only, see test_upstream.py).
+    (["-t", "-5", "-S", V4_GW], ["invalid averaging time period -5"]),
     (["-L", "101", V4_GW], ["invalid loss alarm threshold 101"]),
     (["-i", "x" * 63, V4_GW],
      ["identifier argument too large (max 63 bytes)"]),
@@ -263,7 +265,7 @@ BAD_CASES = [
     (["-u", LONG_SOCK, V4_GW], ["socket name too large"]),
     ([V4_GW, V4_FW], "usage+incorrect number of parameters"),
     ([], "usage+incorrect number of parameters"),
-    (["-Z", V4_GW], "usage"),
+    (["-Z", V4_GW], "invalid option -- 'Z'"),
 ]
 
 
@@ -276,19 +278,30 @@ def test_bad_command_line(binary, args, expected):
     proc = subprocess.run([binary] + args, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=30,
                           env=env)
+    check_refused(proc, binary, expected)
+    assert not os.path.exists(LONG_SOCK)
+
+
+def check_refused(proc, binary, expected):
+    """Exit 1, nothing on stdout, and on stderr: the lines in expected (a
+    list); or usage then `incorrect number of parameters`; or getopt's
+    own message (expected, a string) then usage."""
     assert proc.returncode == 1
     assert proc.stdout == ""
     err = proc.stderr.splitlines()
     if isinstance(expected, list):
         assert err == expected
+        return
+    getopt_message = not expected.startswith("usage+")
+    if getopt_message:
+        # getopt's own message first, as upstream's.
+        assert err.pop(0) == "%s: %s" % (binary, expected), err
+    assert err[0].startswith("usage: dpinger "), err
+    assert "dest_addr" in proc.stderr
+    if getopt_message:
+        assert len(err) == 1, err
     else:
-        assert err[0].startswith("usage: dpinger "), err
-        assert "dest_addr" in proc.stderr
-        if expected == "usage":
-            assert "incorrect number" not in proc.stderr, err
-        else:
-            assert err[-1] == "incorrect number of parameters", err
-    assert not os.path.exists(LONG_SOCK)
+        assert err[1:] == ["incorrect number of parameters"], err
 
 
 # ---------------------------------------------------------------------
@@ -308,6 +321,25 @@ def checksum(data):
     return ~total & 0xffff
 '''
 
+# Echo requests from fw, and replies to them, for the responders that run
+# in the gateway's namespace (here and in test_upstream.py).
+ECHO_SRC = CHECKSUM_SRC + r'''
+def echo_request(pkt, addr, fw):
+    """(ident, seq, payload) of an IPv4 echo request from fw, or None."""
+    icmp = pkt[(pkt[0] & 15) * 4:]
+    if addr[0] != fw or len(icmp) < 8 or icmp[0] != 8:
+        return None
+    return struct.unpack("!HH", icmp[4:8]) + (icmp[8:],)
+
+def echo_reply(ident, seq, payload):
+    csum = checksum(struct.pack("!BBHHH", 0, 0, 0, ident, seq) + payload)
+    return struct.pack("!BBHHH", 0, 0, csum, ident, seq) + payload
+
+def read_mode(path):
+    with open(path) as f:
+        return f.read().strip()
+'''
+
 # Runs in the gateway's namespace: sees every echo request from fw on a
 # raw socket and answers it as the mode file says:
 #   dup    one more, correct reply from the gateway (the kernel answers too)
@@ -320,7 +352,7 @@ import socket, struct, sys, time
 mode_path, gw, other, fw, slots = sys.argv[1:6]
 slots = int(slots)
 
-%(checksum)s
+%(echo)s
 def raw(bind=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     if bind:
@@ -331,35 +363,30 @@ listen, from_gw, from_other = raw(), raw(gw), raw(other)
 sent = {}
 
 def reply(sock, ident, seq, payload, kind):
-    head = struct.pack("!BBHHH", 0, 0, 0, ident, seq)
-    csum = checksum(head + payload)
-    sock.sendto(struct.pack("!BBHHH", 0, 0, csum, ident, seq) + payload,
-                (fw, 0))
+    sock.sendto(echo_reply(ident, seq, payload), (fw, 0))
     sent[kind] = sent.get(kind, 0) + 1
     print(" ".join("%s=%d" % kv for kv in sorted(sent.items())), flush=True)
 
 print("ready", flush=True)
 while True:
-    pkt, addr = listen.recvfrom(65535)
-    icmp = pkt[(pkt[0] & 15) * 4:]
-    if addr[0] != fw or len(icmp) < 8 or icmp[0] != 8:
+    request = echo_request(*listen.recvfrom(65535), fw)
+    if request is None:
         continue
-    ident, seq = struct.unpack("!HH", icmp[4:8])
-    with open(mode_path) as f:
-        mode = f.read().strip()
+    ident, seq, payload = request
+    mode = read_mode(mode_path)
     if mode == "dup":
-        reply(from_gw, ident, seq, icmp[8:], "dup")
+        reply(from_gw, ident, seq, payload, "dup")
     elif mode == "wrong":
-        reply(from_other, ident, seq, icmp[8:], "other_host")
-        reply(from_gw, ident ^ 0x5a5a, seq, icmp[8:], "other_id")
+        reply(from_other, ident, seq, payload, "other_host")
+        reply(from_gw, ident ^ 0x5a5a, seq, payload, "other_id")
         if seq >= slots:
-            reply(from_gw, ident, seq - slots, icmp[8:], "earlier_lap")
+            reply(from_gw, ident, seq - slots, payload, "earlier_lap")
     elif mode.startswith("delay:"):
         # delay:EVEN:ODD  answer after EVEN or ODD ms, by sequence parity
         even, odd = (int(x) for x in mode.split(":")[1:])
         time.sleep((odd if seq % 2 else even) / 1000)
-        reply(from_gw, ident, seq, icmp[8:], "delayed")
-""".replace("%(checksum)s", CHECKSUM_SRC)
+        reply(from_gw, ident, seq, payload, "delayed")
+""".replace("%(echo)s", ECHO_SRC)
 
 
 def set_mode(path, mode):

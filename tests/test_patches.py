@@ -1,16 +1,21 @@
 """patches/: the committed ports-tree diff is what `make patches` makes
-from port/ now, it applies to a ports tree and reproduces port/, and
+from port/ now; it applies with `git apply` and `patch -p1` to a ports
+tree that still holds the stock net/dpinger (patches/stand-in), adds
+net/dpinger-selfheal and its net/Makefile line and touches nothing else;
 `make check-patches` fails when it is out of date."""
 
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIFF = os.path.join(ROOT, "patches", "freebsd-ports-net-dpinger.diff")
-PORT_FILES = ["Makefile", "pkg-descr", "pkg-plist", "files/dpinger.in"]
+DIFF = os.path.join(ROOT, "patches", "freebsd-ports-net-dpinger-selfheal.diff")
+STAND_IN = os.path.join(ROOT, "patches", "stand-in")
+PORT_FILES = ["Makefile", "pkg-descr", "distinfo", "files/dpinger.in"]
+NEW_LINE = "    SUBDIR += dpinger-selfheal"
 
 
 def need(tool):
@@ -25,6 +30,26 @@ def copy_tree(dest):
     for d in ("port", "patches"):
         shutil.copytree(os.path.join(ROOT, d), os.path.join(dest, d))
     return dest
+
+
+def ports_tree(dest):
+    """A ports tree as a committer has it: the stand-in's net/Makefile and
+    stock net/dpinger, plus Mk/."""
+    shutil.copytree(STAND_IN, str(dest))
+    os.unlink(str(dest / "README"))
+    (dest / "Mk").mkdir()
+    (dest / "Mk" / "bsd.port.mk").write_text("# stand-in\n")
+    return dest
+
+
+def snapshot(tree):
+    out = {}
+    for base, _, files in os.walk(str(tree)):
+        for f in files:
+            full = os.path.join(base, f)
+            with open(full, "rb") as fh:
+                out[os.path.relpath(full, str(tree))] = fh.read()
+    return out
 
 
 @pytest.mark.parametrize("make", ["make", "bmake"])
@@ -65,31 +90,89 @@ def test_generation_is_deterministic(tmp_path):
 
 
 def test_diff_shape():
+    """New files under net/dpinger-selfheal/ only, and net/Makefile; never
+    net/dpinger/."""
     with open(DIFF, encoding="utf-8") as f:
         text = f.read()
     headers = [l for l in text.splitlines() if l.startswith(("--- ", "+++ "))]
     assert headers, "empty diff"
     for h in headers:
         path = h[4:]
-        assert path.startswith(("a/net/dpinger/", "b/net/dpinger/")), h
+        assert path in ("a/net/Makefile", "b/net/Makefile") or \
+            path.startswith(("a/net/dpinger-selfheal/",
+                             "b/net/dpinger-selfheal/")), h
         assert "\t" not in h, "timestamp left in %r" % h
     for f in PORT_FILES:
-        assert "+++ b/net/dpinger/%s" % f in headers
-    assert "README" not in "\n".join(headers)
-    assert "pfsense" not in "\n".join(headers)
+        assert "+++ b/net/dpinger-selfheal/%s" % f in headers
+    joined = "\n".join(headers)
+    assert "net/dpinger/" not in joined
+    assert "README" not in joined and "pfsense" not in joined
+    # every file but net/Makefile is created from nothing
+    hunks = re.findall(r"^\+\+\+ (\S+)\n@@ -(\d+),(\d+) ", text, re.M)
+    for path, start, count in hunks:
+        if path != "b/net/Makefile":
+            assert (start, count) == ("0", "0"), path
+    # net/Makefile: one line added, nothing removed
+    mk = text.split("+++ b/net/Makefile\n", 1)[1].split("\ndiff ", 1)[0]
+    assert [l for l in mk.splitlines() if l.startswith(("+", "-"))] == \
+        ["+" + NEW_LINE]
 
 
-def test_diff_applies_to_a_ports_tree(tmp_path):
-    """patch -p1 at the top of a ports tree yields net/dpinger == port/."""
+def test_git_apply_and_patch_check_on_a_tree_with_stock_dpinger(tmp_path):
+    need("git")
     need("patch")
-    tree = tmp_path / "ports"
-    (tree / "net").mkdir(parents=True)
-    (tree / "Mk").mkdir()
-    with open(DIFF, "rb") as f:
-        r = subprocess.run(["patch", "-p1", "--batch"], cwd=str(tree),
-                           stdin=f, capture_output=True, timeout=60)
+    tree = ports_tree(tmp_path / "ports")
+    r = subprocess.run(["git", "apply", "--check", "-v", DIFF],
+                       cwd=str(tree), capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["patch", "-p1", "--dry-run", "--batch", "-i", DIFF],
+                       cwd=str(tree), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # no fuzz, no offset: the context is the stand-in's, line for line
+    assert "fuzz" not in r.stdout and "offset" not in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("tool", ["git", "patch"])
+def test_diff_applies_beside_stock_dpinger(tmp_path, tool):
+    """Applied for real: net/dpinger-selfheal is port/, net/Makefile gains
+    exactly the SUBDIR line after dpinger's, stock net/dpinger and
+    everything else are byte for byte what they were."""
+    need(tool)
+    tree = ports_tree(tmp_path / "ports")
+    before = snapshot(tree)
+    cmd = (["git", "apply", DIFF] if tool == "git" else
+           ["patch", "-p1", "--batch", "-i", DIFF])
+    r = subprocess.run(cmd, cwd=str(tree), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = snapshot(tree)
+    new = {p for p in after if p not in before}
+    assert new == {"net/dpinger-selfheal/" + f for f in PORT_FILES}
     for name in PORT_FILES:
-        with open(os.path.join(ROOT, "port", name), "rb") as a, \
-                open(str(tree / "net" / "dpinger" / name), "rb") as b:
-            assert a.read() == b.read(), name
+        with open(os.path.join(ROOT, "port", name), "rb") as a:
+            assert a.read() == after["net/dpinger-selfheal/" + name], name
+    changed = {p for p in before if before[p] != after[p]}
+    assert changed == {"net/Makefile"}
+    old = before["net/Makefile"].decode().splitlines()
+    lines = after["net/Makefile"].decode().splitlines()
+    at = old.index("    SUBDIR += dpinger") + 1
+    assert lines == old[:at] + [NEW_LINE] + old[at:]
+    # still in alphabetical order, as the ports tree keeps it
+    subdirs = [l.split("+= ")[1] for l in lines if "SUBDIR +=" in l]
+    assert subdirs == sorted(subdirs)
+
+
+def test_stand_in_is_a_ports_tree_with_stock_dpinger():
+    """The fixture holds what the old diff silently overwrote: a stock
+    net/dpinger with its own Makefile and distinfo."""
+    with open(os.path.join(STAND_IN, "net", "dpinger", "Makefile")) as f:
+        assert re.search(r"^PORTNAME=\tdpinger$", f.read(), re.M)
+    assert os.path.isfile(os.path.join(STAND_IN, "net", "dpinger",
+                                       "distinfo"))
+    with open(os.path.join(STAND_IN, "net", "Makefile")) as f:
+        text = f.read()
+    assert "    SUBDIR += dpinger\n" in text
+    assert "dpinger-selfheal" not in text
+    assert text.rstrip().endswith(".include <bsd.port.subdir.mk>")

@@ -201,6 +201,8 @@ STANDIN = textwrap.dedent(r'''
                 os.unlink(lockfile)
         else:
             sys.exit(64)
+    elif name == "php" and "install_cron_job(" in " ".join(sys.argv[1:]):
+        pass  # the watchdog's cron item: tests/test_pfsense_watchdog.py
     elif name == "php":
         record()
         code = " ".join(sys.argv[1:])
@@ -489,6 +491,8 @@ def test_install_order_and_result(box):
     assert (box.state / "stock.version").read_text() == "3.3_1\n"
     assert not box.old_state.exists()
     assert box.locked()
+    # The gateway watchdog's hook ran (tests/test_pfsense_watchdog.py).
+    assert (box.root / "usr/local/sbin/dpinger-watchdog.sh").exists()
 
 
 def test_install_is_idempotent(box):
@@ -523,6 +527,7 @@ def test_rollback_restores_stock_exactly_and_second_is_noop(box):
     assert unlock[0] < restart[0]
     assert "bin=stock" in box.calls[restart[0]]
     assert "rolled back" in r.stdout
+    assert not (box.root / "usr/local/sbin/dpinger-watchdog.sh").exists()
     # Again: nothing to do, nothing done.
     r = box.run("--rollback")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -932,8 +937,11 @@ def test_opnsense_install_status_rollback(opnbox):
     assert any(c.split()[-3].endswith("/var/run/dpinger_WAN_DHCP.sock")
                for c in socks), socks
     assert sha(box.bin) == sha(box.new) and box.locked()
+    # The watchdog is pfSense-only (its cron item is pfSense's PHP).
+    assert not (box.root / "usr/local/sbin/dpinger-watchdog.sh").exists()
     r = box.run("--status")
     assert "OPNsense 24.7.1" in r.stdout
+    assert "watchdog" not in r.stdout and "mbuf" not in r.stdout
     assert "dpinger_WAN_DHCP.sock: WAN_DHCP 1520 310 0" in r.stdout
     box.reboot(ram_disks=True)
     r = box.run("--rollback")

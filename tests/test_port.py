@@ -1,11 +1,14 @@
-"""port/: the FreeBSD port net/dpinger.
+"""port/: the FreeBSD port net/dpinger-selfheal.
 
 Checks the rc.d script (syntax, rc.subr conventions, and its profile
-logic run against a stand-in rc.subr), the Makefile's variable order, that
-pkg-plist matches what the project's install target stages, that the
-chosen version orders above the stock packages under pkg's rules, and
-that a clean tree builds and installs with bmake (BSD make)."""
+logic run against a stand-in rc.subr, with pid files OPNsense leaves
+alone), the Makefile's variable order and values, that PLIST_FILES matches
+what the project's install target stages, that INSTALL_PROGRAM strips or
+not as the framework says (WITH_DEBUG), and that make dist's tarball,
+taken from DISTDIR as the port would and checked against distinfo, builds
+and installs offline with bmake (BSD make)."""
 
+import hashlib
 import os
 import pathlib
 import re
@@ -136,8 +139,8 @@ def test_rc_profiles(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     runs = [l for l in r.stdout.splitlines() if l.startswith("RUN ")]
     assert runs == [
-        "RUN start enable=YES pidfile=/var/run/dpinger_wan.pid "
-        "cmd=%s/bin/dpinger flags=-p /var/run/dpinger_wan.pid -S -r 0 "
+        "RUN start enable=YES pidfile=/var/run/dpinger-wan.pid "
+        "cmd=%s/bin/dpinger flags=-p /var/run/dpinger-wan.pid -S -r 0 "
         "-B 192.0.2.10 192.0.2.1" % (tmp_path / "prefix"),
         "RUN start enable=NO pidfile=/var/run/vpn.pid "
         "cmd=%s/bin/dpinger flags=-p /var/run/vpn.pid -r 0 "
@@ -147,6 +150,30 @@ def test_rc_profiles(tmp_path):
     r = run_rc(tmp_path, conf, "reload", "vpn")
     assert r.returncode == 0
     assert r.stdout.startswith("RUN reload enable=NO pidfile=/var/run/vpn.pid")
+
+
+# OPNsense's monitor restart kills every process that a /var/run file
+# matching this names (dpinger_processes(), field.md).
+OPNSENSE_PIDFILE = re.compile(r"^dpinger_(.+)\.pid$")
+
+
+def test_rc_pid_files_are_not_opnsense_s(tmp_path):
+    profiles = ["wan", "WAN_DHCP", "vpn_2"]
+    conf = 'dpinger_enable="YES"\ndpinger_profiles="%s"\n' % " ".join(
+        profiles) + "".join('dpinger_%s_flags="192.0.2.1"\n' % p
+                            for p in profiles)
+    r = run_rc(tmp_path, conf, "start")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pidfiles = re.findall(r" pidfile=(\S+) ", r.stdout)
+    assert len(pidfiles) == 3, r.stdout
+    r = run_rc(tmp_path, 'dpinger_flags="192.0.2.1"\n', "start")
+    pidfiles += re.findall(r" pidfile=(\S+) ", r.stdout)
+    for path in pidfiles:
+        assert os.path.dirname(path) == "/var/run", path
+        assert not OPNSENSE_PIDFILE.match(os.path.basename(path)), path
+    assert "/var/run/dpinger-WAN_DHCP.pid" in pidfiles
+    # the regex does match what the script used to write
+    assert OPNSENSE_PIDFILE.match("dpinger_wan.pid")
 
 
 def test_rc_profile_errors(tmp_path):
@@ -209,6 +236,10 @@ HANDBOOK_ORDER = [
 ]
 
 
+def version():
+    return read(os.path.join(ROOT, "VERSION")).strip()
+
+
 def test_port_makefile_order_and_values():
     pairs = port_vars()
     names = [n for n, _ in pairs]
@@ -218,94 +249,45 @@ def test_port_makefile_order_and_values():
     assert positions == sorted(positions), names
     assert len(set(names)) == len(names), "a variable is set twice"
     values = dict(pairs)
-    assert values["PORTNAME"] == "dpinger"
+    # a port of its own beside net/dpinger, never taking over its package
+    assert values["PORTNAME"] == "dpinger-selfheal"
+    assert values["CONFLICTS_INSTALL"] == "dpinger"
+    assert values["DISTVERSION"] == version()
+    assert "PORTVERSION" not in values and "PKGNAMEPREFIX" not in values
     assert values["CATEGORIES"].split()[0] == "net"
     assert values["LICENSE"] == "BSD2CLAUSE"
     assert values["LICENSE_FILE"] == "${WRKSRC}/LICENSE"
     assert values["USE_RC_SUBR"] == "dpinger"
-    assert values["USE_GITHUB"] == "yes"
-    assert "PORTVERSION" in values or "DISTVERSION" in values
-    assert not ("PORTVERSION" in values and "DISTVERSION" in values)
+    # make dist's tarball, as a release asset: DISTNAME is the default
+    # PORTNAME-DISTVERSION, which is the tarball's name and top directory
+    assert "USE_GITHUB" not in values and "DISTNAME" not in values
+    assert re.fullmatch(r"https://github\.com/[\w-]+/[\w-]+/releases/"
+                        r"download/v\$\{DISTVERSION\}/",
+                        values["MASTER_SITES"]), values["MASTER_SITES"]
     text = read(os.path.join(PORT, "Makefile"))
     assert text.rstrip().endswith(".include <bsd.port.mk>")
-    assert "${STAGEDIR}" in text
     # Blocks separated by one blank line: MAINTAINER and LICENSE blocks
     # each start after an empty line, and no two blank lines in a row.
     assert "\n\nMAINTAINER=" in text and "\n\nLICENSE=" in text
     assert "\n\n\n" not in text
+    # Nothing that means nothing in a ports tree: no comments at all.
+    assert not [l for l in text.splitlines() if l.startswith("#")]
     for line in text.splitlines():
-        assert len(line.expandtabs()) <= 80, line
+        # a URL cannot be wrapped
+        if not line.startswith("MASTER_SITES="):
+            assert len(line.expandtabs()) <= 80, line
 
 
 def test_port_files_present():
-    for f in ("Makefile", "pkg-descr", "pkg-plist", "files/dpinger.in",
+    for f in ("Makefile", "pkg-descr", "distinfo", "files/dpinger.in",
               "README.md"):
         assert os.path.isfile(os.path.join(PORT, f)), f
+    # two files: PLIST_FILES, as portlint asks, not a pkg-plist
+    assert not os.path.exists(os.path.join(PORT, "pkg-plist"))
     descr = read(os.path.join(PORT, "pkg-descr"))
     assert 0 < len(descr.splitlines()) and all(
         len(l) <= 80 for l in descr.splitlines())
-    # distinfo is documented instead of faked.
-    assert "make makesum" in read(os.path.join(PORT, "README.md"))
-
-
-def pkg_version_cmp(a, b):
-    """-1, 0, 1 like `pkg version -t`.  A reimplementation of the rules
-    pkg documents (the comments of libpkg's version comparison, the
-    Porter's Handbook on PORTVERSION, PORTREVISION and PORTEPOCH), for
-    the numeric versions this port uses: VERSION[_REVISION][,EPOCH]; the
-    epoch decides first, then the version compared component by component
-    as integers (a missing component counts as 0: 10 = 10.0 = 10.0.0),
-    then the port revision.  Letters and '+' are out of its scope."""
-    def split(v):
-        epoch = 0
-        if "," in v:
-            v, e = v.rsplit(",", 1)
-            epoch = int(e)
-        revision = 0
-        if "_" in v:
-            v, r = v.rsplit("_", 1)
-            revision = int(r)
-        parts = [int(p) for p in v.split(".")]
-        return epoch, parts, revision
-
-    ea, pa, ra = split(a)
-    eb, pb, rb = split(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    n = max(len(pa), len(pb))
-    pa += [0] * (n - len(pa))
-    pb += [0] * (n - len(pb))
-    if pa != pb:
-        return -1 if pa < pb else 1
-    if ra != rb:
-        return -1 if ra < rb else 1
-    return 0
-
-
-def test_pkg_version_cmp_itself():
-    """The reimplementation agrees with examples pkg documents."""
-    assert pkg_version_cmp("1.0", "1.0") == 0
-    assert pkg_version_cmp("10", "10.0.0") == 0
-    assert pkg_version_cmp("3.5.1", "3.5_9") == 1
-    assert pkg_version_cmp("3.5.1_1,1", "4.0") == 1
-    assert pkg_version_cmp("1.0_1", "1.0") == 1
-    assert pkg_version_cmp("1.0,1", "2.0") == 1
-    assert pkg_version_cmp("1.10", "1.9") == 1
-    assert pkg_version_cmp("3.3_2", "3.5") == -1
-
-
-def test_port_version_orders_above_stock():
-    values = dict(port_vars())
-    version = values.get("DISTVERSION") or values.get("PORTVERSION")
-    assert re.fullmatch(r"\d+(\.\d+)*", version), \
-        "the comparison below covers numeric versions only"
-    revision = values.get("PORTREVISION")
-    full = version + ("_" + revision if revision else "")
-    for stock in ("3.3", "3.3_1", "3.3_9", "3.5", "3.5_1"):
-        assert pkg_version_cmp(full, stock) == 1, (full, stock)
-    # The rationale in the Makefile and README names the chosen version.
-    assert version in read(os.path.join(PORT, "README.md"))
-    assert "PORTEPOCH" not in values
+    assert "make distinfo" in read(os.path.join(PORT, "README.md"))
 
 
 # ------------------------------------------------------------------ #
@@ -314,7 +296,8 @@ def test_port_version_orders_above_stock():
 
 def export_tree(dest):
     """HEAD as a fresh checkout would have it."""
-    if not os.path.isdir(os.path.join(ROOT, ".git")):
+    # .git is a file in a worktree
+    if not os.path.exists(os.path.join(ROOT, ".git")):
         pytest.skip("SKIPPED: not a git checkout")
     dest.mkdir()
     archive = subprocess.run(["git", "-C", ROOT, "archive", "HEAD"],
@@ -341,16 +324,59 @@ def installed_files(destdir):
 
 
 def plist_entries():
-    lines = read(os.path.join(PORT, "pkg-plist")).splitlines()
-    return [l for l in lines if l and not l.startswith("@")]
+    return dict(port_vars())["PLIST_FILES"].split()
+
+
+def port_make_args(install_program):
+    """The port's MAKE_ARGS as the framework expands them, PREFIX
+    /usr/local, with INSTALL_PROGRAM as given."""
+    make_args = dict(port_vars())["MAKE_ARGS"]
+    make_args = make_args.replace("${PREFIX}", "/usr/local")
+    make_args = make_args.replace("${INSTALL_PROGRAM}", install_program)
+    assert "${" not in make_args, make_args
+    return shlex.split(make_args)
+
+
+def fetch_and_extract(workdir):
+    """What the port does offline with make dist's tarball in DISTDIR:
+    checksum (SHA256 and SIZE against distinfo), then extract into WRKDIR;
+    WRKSRC is WRKDIR/PORTNAME-DISTVERSION."""
+    if not os.path.exists(os.path.join(ROOT, ".git")):
+        pytest.skip("SKIPPED: not a git checkout")
+    r = subprocess.run(["make", "-s", "dist"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    values = dict(port_vars())
+    distname = "%s-%s" % (values["PORTNAME"], values["DISTVERSION"])
+    distdir = workdir / "distfiles"
+    distdir.mkdir()
+    shutil.copy(os.path.join(ROOT, "build", distname + ".tar.gz"),
+                str(distdir))
+    with open(str(distdir / (distname + ".tar.gz")), "rb") as f:
+        data = f.read()
+    info = dict(l.split(" = ") for l in
+                read(os.path.join(PORT, "distinfo")).splitlines())
+    name = distname + ".tar.gz"
+    assert info["SHA256 (%s)" % name] == hashlib.sha256(data).hexdigest(), \
+        "checksum mismatch: port/distinfo is stale (make distinfo)"
+    assert info["SIZE (%s)" % name] == str(len(data))
+    wrkdir = workdir / "work"
+    wrkdir.mkdir()
+    subprocess.run(["tar", "-xzf", str(distdir / name), "-C", str(wrkdir)],
+                   check=True, timeout=60)
+    return wrkdir / distname
 
 
 @pytest.fixture(scope="module")
 def bmake_tree(tmp_path_factory):
+    """The port's build, offline: make dist's tarball from DISTDIR, then
+    bmake ALL_TARGET with MAKE_ARGS in WRKSRC."""
     need("bmake")
-    tree = export_tree(tmp_path_factory.mktemp("bmake") / "src")
-    r = subprocess.run(["bmake"], cwd=tree, capture_output=True, text=True,
-                       timeout=300)
+    tree = fetch_and_extract(tmp_path_factory.mktemp("port"))
+    values = dict(port_vars())
+    r = subprocess.run(["bmake"] + port_make_args("install -s -m 555") +
+                       [values["ALL_TARGET"]], cwd=tree,
+                       capture_output=True, text=True, timeout=300)
     return tree, r
 
 
@@ -365,20 +391,37 @@ def test_bmake_clean_tree_builds_without_warnings(bmake_tree):
     assert h.returncode == 1 and h.stderr.startswith("usage: dpinger")
 
 
-def test_bmake_install_with_port_make_args_matches_plist(bmake_tree,
-                                                         tmp_path):
-    """What the port's staging does: the project's install target, with
-    the port's MAKE_ARGS (PREFIX=/usr/local), DESTDIR = the stage."""
+def test_bmake_build_carries_the_version(bmake_tree):
+    """bmake passes VERSION to the compiler as GNU make does."""
     tree, r = bmake_tree
     assert r.returncode == 0
-    make_args = dict(port_vars())["MAKE_ARGS"].replace("${PREFIX}",
-                                                        "/usr/local")
-    stage = tmp_path / "stage"
-    inst = subprocess.run(["bmake"] + shlex.split(make_args) +
-                          ["DESTDIR=" + str(stage), "install"], cwd=tree,
+    assert '-DDPINGER_VERSION=\\"$(cat VERSION)\\"' in r.stdout, r.stdout
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("SKIPPED: needs root and unshare for a private network "
+                    "namespace")
+    v = subprocess.run(["unshare", "--net", str(tree / "dpinger"), "-V"],
+                       capture_output=True, text=True, timeout=10)
+    assert v.returncode == 0, v.stderr
+    assert v.stdout == "dpinger-selfheal %s\n" % version()
+
+
+def stage_install(tree, stage, install_program):
+    """What the port's staging does: the project's install target, with
+    the port's MAKE_ARGS, DESTDIR = the stage."""
+    inst = subprocess.run(["bmake"] + port_make_args(install_program) +
+                          ["DESTDIR=" + str(stage),
+                           dict(port_vars())["INSTALL_TARGET"]], cwd=tree,
                           capture_output=True, text=True, timeout=120)
     assert inst.returncode == 0, inst.stdout + inst.stderr
-    files = installed_files(stage / "usr" / "local")
+    return installed_files(stage / "usr" / "local")
+
+
+def test_bmake_install_with_port_make_args_matches_plist(bmake_tree,
+                                                         tmp_path):
+    tree, r = bmake_tree
+    assert r.returncode == 0
+    stage = tmp_path / "stage"
+    files = stage_install(tree, stage, "install -s -m 555")
     # The ports framework compresses manual pages: the plist says .gz.
     staged = sorted(p + ".gz" if re.search(r"/man/man\d/[^/]+\.\d$", p)
                     else p for p in files)
@@ -386,11 +429,37 @@ def test_bmake_install_with_port_make_args_matches_plist(bmake_tree,
     assert files["bin/dpinger"] == 0o555
     assert files["share/man/man8/dpinger.8"] == 0o444
     assert set(os.listdir(stage)) == {"usr"}, "installed outside PREFIX"
+    # the installed page names the version (from VERSION) in its footer
+    page = (stage / "usr/local/share/man/man8/dpinger.8").read_text()
+    assert re.search(r"^\.Os dpinger-selfheal %s$" % re.escape(version()),
+                     page, re.M)
+
+
+def is_stripped(path):
+    with open(str(path), "rb") as f:
+        return b".symtab" not in f.read()
+
+
+def test_strip_follows_the_framework(bmake_tree, tmp_path):
+    """The binary is installed with the framework's INSTALL_PROGRAM:
+    stripped by default (STRIP=-s), left alone with WITH_DEBUG, where
+    Mk/Features/debug.mk empties STRIP."""
+    tree, r = bmake_tree
+    assert r.returncode == 0
+    assert not is_stripped(tree / "dpinger"), "nothing to strip: no -g?"
+    stage = tmp_path / "default"
+    stage_install(tree, stage, "install -s -m 555")
+    assert is_stripped(stage / "usr/local/bin/dpinger")
+    stage = tmp_path / "debug"
+    stage_install(tree, stage, "install -m 555")
+    assert not is_stripped(stage / "usr/local/bin/dpinger")
+    text = read(os.path.join(PORT, "Makefile"))
+    assert "strip" not in text.lower().replace("install_program", "")
 
 
 def test_gnu_make_install_matches_plist(tmp_path):
     """The README's `make install DESTDIR=... PREFIX=/usr/local` installs
-    exactly what pkg-plist lists (its manual page uncompressed)."""
+    exactly what PLIST_FILES lists (its manual page uncompressed)."""
     need("make")
     tree = export_tree(tmp_path / "src")
     stage = tmp_path / "stage"

@@ -61,8 +61,9 @@ def llvm_tool(name):
     return shutil.which(name)
 
 
-PARSERS = ["rtmsg_parse_bsd", "bsd_addr_sockaddrs", "rtmsg_parse_netlink",
-           "nl_next_attr", "copy_ifname"]
+PARSERS = ["rtmsg_parse_bsd", "rtmsg_parse_bsd_layout", "bsd_addr_sockaddrs",
+           "bsd_u16", "bsd_u32", "rtmsg_parse_netlink", "nl_next_attr",
+           "copy_ifname"]
 
 
 def test_rtsock_covers_every_parser_branch(tmp_path):

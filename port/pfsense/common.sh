@@ -1,7 +1,7 @@
 # Shared by the pfSense and OPNsense scripts in this folder
 # (dpinger-install.sh and its siblings): messages, checksums, atomic
-# copies, the persistent state directory, which firewall this is, and the
-# gateway monitors it runs.  Sourced, never run.  A script that sources it
+# copies, saving and restoring an original file, the persistent state
+# directory, which firewall this is, and the gateway monitors it runs.  Sourced, never run.  A script that sources it
 # sets PROG (its name in messages) and ROOT (empty on the firewall; a
 # scratch root in tests) first.  POSIX sh, as on pfSense; function-local
 # names start with an underscore.
@@ -13,6 +13,23 @@ say() {
 
 warn() {
 	echo "$PROG: $*" >&2
+}
+
+# Fail an install: say why, undo what this run did (undo_run, defined by
+# the sourcing script), exit 1.
+fail_install() {
+	warn "$*"
+	undo_run
+	warn "install failed; the box is as it was"
+	exit 1
+}
+
+# Exit unless root; a test root ($ROOT) needs no root.
+require_root() {
+	if [ -z "${ROOT:-}" ] && [ "$(id -u)" != 0 ]; then
+		warn "must run as root"
+		exit 1
+	fi
 }
 
 sha256_of() {
@@ -49,6 +66,57 @@ atomic_copy() {
 	return 0
 }
 
+# Owner, group and mode of a file, as `ls -ln` shows them (POSIX, the
+# same on FreeBSD and Linux): "-r-xr-sr-x 0 2".
+file_attrs() {
+	# shellcheck disable=SC2012
+	ls -ln "$1" | awk '{ print $1, $3, $4 }'
+}
+
+# Save the original file $1 as $2 (best in the same directory: the same
+# file system) with its owner, group, mode and times, and its SHA-256 in
+# $3 ("SUM  name", as sha256sum writes it).  An existing $2 is replaced:
+# the caller decides when a copy is to be kept.  Fails, leaving no
+# half-written copy, unless the copy is byte for byte and attribute for
+# attribute the original.
+save_original() {
+	_so_src=$1
+	_so_dst=$2
+	_so_sumf=$3
+	_so_sum=$(sha256_of "$_so_src") || return 1
+	atomic_copy "$_so_src" "$_so_dst" keep || return 1
+	if ! cmp -s "$_so_src" "$_so_dst" ||
+	    [ "$(file_attrs "$_so_src")" != "$(file_attrs "$_so_dst")" ]; then
+		rm -f "$_so_dst"
+		return 1
+	fi
+	if ! echo "$_so_sum  $(basename "$_so_dst")" >"$_so_sumf.tmp.$$" ||
+	    ! mv -f "$_so_sumf.tmp.$$" "$_so_sumf"; then
+		rm -f "$_so_sumf.tmp.$$"
+		return 1
+	fi
+	return 0
+}
+
+# The checksum recorded by save_original in $1, or failure.
+saved_sum_of() {
+	[ -f "$1" ] || return 1
+	cut -d ' ' -f 1 "$1"
+}
+
+# Put the copy $1 saved by save_original back as $2, byte for byte with
+# its owner, group and mode, checked against the checksum in $3 before
+# (the copy is intact) and after (the file in place is the original).
+restore_original() {
+	_ro_saved=$1
+	_ro_dst=$2
+	_ro_want=$(saved_sum_of "$3") || return 1
+	[ "$(sha256_of "$_ro_saved")" = "$_ro_want" ] || return 1
+	atomic_copy "$_ro_saved" "$_ro_dst" keep || return 1
+	[ "$(sha256_of "$_ro_dst")" = "$_ro_want" ] &&
+	    [ "$(file_attrs "$_ro_saved")" = "$(file_attrs "$_ro_dst")" ]
+}
+
 # ------------------------------------------------------------------ #
 # Persistent state                                                    #
 # ------------------------------------------------------------------ #
@@ -57,9 +125,9 @@ atomic_copy() {
 # /var/db is gone after a reboot.  /conf persists there (and exists on
 # OPNsense too, holding config.xml).  Siblings keep their state in
 # subdirectories of SELFHEAL_STATE.
-SELFHEAL_STATE=$ROOT/conf/dpinger-selfheal
+SELFHEAL_STATE=${ROOT:-}/conf/dpinger-selfheal
 # Where installers before the move kept it.
-SELFHEAL_OLD_STATE=$ROOT/var/db/dpinger-selfheal
+SELFHEAL_OLD_STATE=${ROOT:-}/var/db/dpinger-selfheal
 
 # Create directory $1 (a subdirectory of SELFHEAL_STATE, or that itself),
 # private to root.  STATE_MADE says whether this call created it, so that
@@ -137,7 +205,7 @@ platform_detect() {
 # dpinger_<GW>~<src>~<monitor>.pid/.sock, OPNsense dpinger_<GW>.pid/.sock.
 # Gateway names hold no '~' on either, so the gateway is the stem up to
 # the first '~'.
-MONITOR_RUN_DIR=$ROOT/var/run
+MONITOR_RUN_DIR=${ROOT:-}/var/run
 
 monitor_gateway() {
 	_g=$(basename "$1")

@@ -6,6 +6,7 @@
 # usage: dpinger-install.sh [--install] [NEW_BINARY]
 #        dpinger-install.sh --rollback
 #        dpinger-install.sh --status
+#        dpinger-install.sh --mbuf-guard [--force | --rollback | --status]
 #
 # --install (the default) does what a person would do by hand, one step at
 # a time, each step a no-op when already done:
@@ -37,6 +38,13 @@
 # stock package changed since it was saved, and every status socket's
 # answer.
 #
+# --mbuf-guard (first) runs mbuf-guard.sh from this directory with the
+# other arguments: the pfSense 2.8 `netstat -m` panic guard.
+#
+# On pfSense, install also installs the gateway watchdog (watchdog-install.sh
+# beside this script), rollback removes it and status shows it; both the
+# watchdog and the mbuf guard are pfSense-only and left out on OPNsense.
+#
 # For tests: every absolute path is under $ROOT (empty on the firewall),
 # and pkg, php, pfSsh.php, pluginctl, nc are found through PATH.
 
@@ -59,6 +67,10 @@ if [ ! -r "$COMMON" ]; then
 fi
 # shellcheck source=port/pfsense/common.sh disable=SC1091
 . "$COMMON"
+# The gateway watchdog's install, remove and status, also beside it.
+WATCHDOG_INSTALL=$(dirname "$0")/watchdog-install.sh
+# shellcheck source=port/pfsense/watchdog-install.sh disable=SC1091
+. "$WATCHDOG_INSTALL"
 
 STATE_DIR=$SELFHEAL_STATE
 STOCK_SUM=$STATE_DIR/stock.sha256
@@ -76,6 +88,7 @@ monitors_before=""
 
 usage() {
 	echo "usage: $0 [--install] [NEW_BINARY] | --rollback | --status" >&2
+	echo "       $0 --mbuf-guard [--force | --rollback | --status]" >&2
 	exit 2
 }
 
@@ -351,18 +364,8 @@ undo_run() {
 	fi
 }
 
-fail_install() {
-	warn "$*"
-	undo_run
-	warn "install failed; the box is as it was"
-	exit 1
-}
-
 preflight() {
-	if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-		warn "must run as root"
-		exit 1
-	fi
+	require_root
 	platform_detect
 	case "$PLATFORM" in
 	pfsense) _cmds="pkg php nc" ;;
@@ -540,6 +543,7 @@ restart_and_verify() {
 	    [ "$refreshed_stock" = no ]; then
 		say "nothing changed; checking the running monitors only"
 		if verify_monitoring; then
+			install_siblings || exit 1
 			say "already installed"
 			finish_install
 		fi
@@ -555,9 +559,22 @@ restart_and_verify() {
 		warn "gateway monitoring does not verify with the new binary"
 		rollback_after_failure
 	fi
+	install_siblings || rollback_after_failure
 	say "done: the self-healing dpinger monitors every gateway" \
 	    "(roll back with '$0 --rollback')"
 	finish_install
+}
+
+# The pfSense-only siblings that come with the install: the gateway
+# watchdog (its cron item goes through pfSense's services.inc).
+install_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
+	watchdog_install
+}
+
+remove_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
+	watchdog_remove
 }
 
 # Success: the older saved copy, if replaced, is no longer needed.
@@ -661,6 +678,7 @@ restart_and_drop_copy() {
 
 do_rollback() {
 	preflight
+	remove_siblings || exit 1
 	check_saved_copy
 	record_monitors
 	restore_binary
@@ -704,11 +722,21 @@ show_binaries() {
 }
 
 show_package() {
+	_pkg=$(echo "$PKG_NAME $(pkg_version)" | sed 's/ $//')
 	if pkg_locked; then
-		say "package $PKG_NAME $(pkg_version): locked"
+		say "package $_pkg: locked"
 	else
-		say "package $PKG_NAME $(pkg_version): not locked"
+		say "package $_pkg: not locked"
 	fi
+}
+
+# The pfSense-only siblings: the gateway watchdog and the mbuf guard.
+show_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
+	watchdog_status
+	[ -r "$(dirname "$0")/mbuf-guard.sh" ] &&
+	    say "$(sh "$(dirname "$0")/mbuf-guard.sh" --status-line)"
+	return 0
 }
 
 do_status() {
@@ -719,8 +747,14 @@ do_status() {
 	show_package
 	report_upgrades
 	show_monitors
+	show_siblings
 	exit 0
 }
+
+if [ "${1:-}" = --mbuf-guard ]; then
+	shift
+	exec sh "$(dirname "$0")/mbuf-guard.sh" "$@"
+fi
 
 action=install
 new=""

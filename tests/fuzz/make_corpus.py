@@ -5,8 +5,9 @@
 
 The first byte of every seed is the harness's own parameter (the event
 limit for the routing parsers, the family for ICMP); the rest is what the
-kernel would hand to recv().  FreeBSD messages are little-endian, at the
-offsets of tests/unit/fbsd_layout.h; netlink ones use Linux's structs.
+kernel would hand to recv().  FreeBSD messages are at the offsets of
+tests/unit/fbsd_layout.h, in each of its layout models (the first byte
+picks the model); netlink ones use Linux's structs.
 """
 import os
 import socket
@@ -17,80 +18,111 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # FreeBSD PF_ROUTE --------------------------------------------------------
 
-def sa(family, body, sa_len=None):
-    """A sockaddr (sa_len, family, body) padded to SA_SIZE (8 on LP64)."""
-    raw = bytes([0, family]) + body
-    n = len(raw) if sa_len is None else sa_len
-    raw = bytes([n]) + raw[1:n] if n else b""
-    size = 8 if n == 0 else (n + 7) // 8 * 8
-    return raw + bytes(size - len(raw))
+class Model:
+    """A FreeBSD layout model (tests/unit/fbsd_layout.h): sizeof(long),
+    which SA_SIZE pads sockaddrs to, rt_msghdr's size, byte order."""
+
+    def __init__(self, align, rtm_size, order):
+        self.align, self.rtm_size, self.e = align, rtm_size, order
+
+    def sa(self, family, body, sa_len=None):
+        """A sockaddr (sa_len, family, body) padded to SA_SIZE."""
+        raw = bytes([0, family]) + body
+        n = len(raw) if sa_len is None else sa_len
+        raw = bytes([n]) + raw[1:n] if n else b""
+        size = self.align if n == 0 else -(-n // self.align) * self.align
+        return raw + bytes(size - len(raw))
+
+    def sin(self, text):
+        return self.sa(2, b"\0\0" + socket.inet_pton(socket.AF_INET, text) +
+                       bytes(8))
+
+    def sin6(self, text, scope=0):
+        return self.sa(28, b"\0\0" + bytes(4) +
+                       socket.inet_pton(socket.AF_INET6, text) +
+                       struct.pack(self.e + "I", scope))
+
+    def sdl(self, index, name):
+        body = struct.pack(self.e + "HBBBB", index, 6, len(name), 6, 0)
+        body += name.encode() + b"\x02\x00\x5e\x00\x53\x01"
+        return self.sa(18, body.ljust(52, b"\0"))
+
+    def msg(self, rtype, header, sockaddrs=b""):
+        """A message: msglen u16, version 5, type, then the rest."""
+        body = header + sockaddrs
+        return struct.pack(self.e + "HBB", 4 + len(body), 5, rtype) + body
+
+    def ifam(self, rtype, index, addrs, sockaddrs):
+        return self.msg(rtype, struct.pack(self.e + "iiHHi", addrs, 1, index,
+                                           0, 0), sockaddrs)
+
+    def ifinfo(self, index, flags, link_state):
+        if_data = bytes([6, 0, 6, 0, link_state]).ljust(152, b"\0")
+        return self.msg(0x0e, struct.pack(self.e + "iiHH", 0, flags, index,
+                                          0) + if_data)
+
+    def announce(self, index, name, what):
+        return self.msg(0x11, struct.pack(self.e + "H16sH", index,
+                                          name.encode(), what))
+
+    def route(self, rtype, index):
+        hdr = struct.pack(self.e + "HHiiiiii", index, 0, 3, 7, 4242, 1, 0, 0)
+        hdr += bytes(self.rtm_size - 4 - len(hdr))
+        return self.msg(rtype, hdr, self.sin("198.51.100.0") +
+                        self.sin("192.0.2.1") +
+                        self.sa(2, b"\0\0\xff\xff\xff", 7))
+
+    def addr4(self, rtype, index, name, addr):
+        return self.ifam(rtype, index, 0x04 | 0x10 | 0x20 | 0x80,
+                         self.sa(2, b"\0\0\xff\xff\xff", 7) +
+                         self.sdl(index, name) + self.sin(addr) +
+                         self.sin("192.0.2.255"))
+
+    def addr6(self, rtype, index, name, addr, scope=0):
+        return self.ifam(rtype, index, 0x04 | 0x10 | 0x20,
+                         self.sin6("ffff:ffff:ffff:ffff::") +
+                         self.sdl(index, name) + self.sin6(addr, scope))
 
 
-def sin(text):
-    return sa(2, b"\0\0" + socket.inet_pton(socket.AF_INET, text) + bytes(8))
-
-
-def sin6(text, scope=0):
-    return sa(28, b"\0\0" + bytes(4) +
-              socket.inet_pton(socket.AF_INET6, text) +
-              struct.pack("<I", scope))
-
-
-def sdl(index, name):
-    body = struct.pack("<HBBBB", index, 6, len(name), 6, 0)
-    body += name.encode() + b"\x02\x00\x5e\x00\x53\x01"
-    return sa(18, body.ljust(52, b"\0"))
-
-
-def bsd(rtype, header, sockaddrs=b""):
-    """A message: msglen u16, version 5, type, then the rest."""
-    body = header + sockaddrs
-    return struct.pack("<HBB", 4 + len(body), 5, rtype) + body
-
-
-def ifam(rtype, index, addrs, sockaddrs):
-    return bsd(rtype, struct.pack("<iiHHi", addrs, 1, index, 0, 0),
-               sockaddrs)
-
-
-def ifinfo(index, flags, link_state):
-    if_data = bytes([6, 0, 6, 0, link_state]).ljust(152, b"\0")
-    return bsd(0x0e, struct.pack("<iiHH", 0, flags, index, 0) + if_data)
-
-
-def announce(index, name, what):
-    return bsd(0x11, struct.pack("<H16sH", index, name.encode(), what))
-
-
-def route(rtype, index):
-    hdr = struct.pack("<HHiiiiii", index, 0, 3, 7, 4242, 1, 0, 0)
-    hdr += bytes(152 - 4 - len(hdr))
-    return bsd(rtype, hdr, sin("198.51.100.0") + sin("192.0.2.1") +
-               sa(2, b"\0\0\xff\xff\xff", 7))
+# The harness's first byte: event limit (byte % 9), model (byte // 9 % 4).
+LP64 = Model(8, 152, "<")
+ILP32 = Model(4, 92, "<")
+LP64_BE = Model(8, 152, ">")
+ILP32_BE = Model(4, 92, ">")
 
 
 def bsd_seeds():
-    addr4 = ifam(0x0c, 3, 0x04 | 0x10 | 0x20 | 0x80,
-                 sa(2, b"\0\0\xff\xff\xff", 7) + sdl(3, "vtnet1") +
-                 sin("192.0.2.2") + sin("192.0.2.255"))
-    addr6 = ifam(0x0d, 7, 0x04 | 0x10 | 0x20,
-                 sin6("ffff:ffff:ffff:ffff::") + sdl(7, "ipsec1") +
-                 sin6("fe80:7::2", 7))
-    zero = ifam(0x0c, 3, 0x01 | 0x04 | 0x20, sa(0, b"", 0) + sa(0, b"", 0) +
-                sin6("2001:db8::2"))
-    up = ifinfo(7, 0x41, 2)
-    arrive = announce(9, "ipsec1", 0)
-    depart = announce(7, "ipsec1", 1)
-    return {
+    m = LP64
+    addr4 = m.addr4(0x0c, 3, "vtnet1", "192.0.2.2")
+    addr6 = m.addr6(0x0d, 7, "ipsec1", "fe80:7::2", 7)
+    zero = m.ifam(0x0c, 3, 0x01 | 0x04 | 0x20, m.sa(0, b"", 0) +
+                  m.sa(0, b"", 0) + m.sin6("2001:db8::2"))
+    up = m.ifinfo(7, 0x41, 2)
+    arrive = m.announce(9, "ipsec1", 0)
+    depart = m.announce(7, "ipsec1", 1)
+    seeds = {
         "newaddr4": b"\x08" + addr4,
         "deladdr6-kame": b"\x08" + addr6,
         "zero-sockaddr": b"\x08" + zero,
         "ifinfo-up": b"\x08" + up,
         "announce": b"\x08" + arrive + depart,
-        "route-add": b"\x08" + route(1, 3),
-        "burst": b"\x03" + depart + route(2, 7) + arrive + up + addr6 +
+        "route-add": b"\x08" + m.route(1, 3),
+        "burst": b"\x03" + depart + m.route(2, 7) + arrive + up + addr6 +
                  addr4,
     }
+    # the other models: one read of every kind, at index 0x102
+    for name, number, model in (("ilp32", 1, ILP32), ("be", 2, LP64_BE),
+                                ("ilp32-be", 3, ILP32_BE)):
+        seeds[name + "-burst"] = bytes([number * 9 + 8]) + model_burst(model)
+    return seeds
+
+
+def model_burst(m):
+    return (m.announce(0x102, "ipsec1", 0) + m.route(1, 0x102) +
+            m.ifinfo(0x102, 0x41, 2) +
+            m.addr6(0x0c, 0x102, "ipsec1", "2001:db8::2") +
+            m.ifam(0x0d, 0x102, 0x01 | 0x20, m.sa(0, b"", 0) +
+                   m.sin("192.0.2.2")))
 
 
 # Linux rtnetlink ---------------------------------------------------------

@@ -1,8 +1,10 @@
 /*
  * FreeBSD routing-message layout as the tests' fixtures write it, restated
  * from route(4), <net/route.h>, <net/if.h>, <net/if_dl.h> and <netinet/in.h>
- * independently of the BSD_* offsets in dpinger.c.  Same on amd64 and
- * arm64 (LP64, little-endian).
+ * independently of the BSD_* offsets in dpinger.c.  The same on every
+ * FreeBSD architecture but for three things, given per model below: the
+ * size of long (SA_SIZE pads sockaddrs to it), rt_msghdr's size (it holds
+ * u_longs) and the byte order.
  *
  * tests/unit/fbsd_layout_check.c compiles these numbers against FreeBSD's
  * own headers (make cross, with Zig's bundled FreeBSD sysroot), so the
@@ -53,7 +55,6 @@
 #define FX_RTM_ADDRS		12
 #define FX_RTM_PID		16
 #define FX_RTM_SEQ		20
-#define FX_RTM_SIZE		152
 
 /* struct ifa_msghdr (RTM_NEWADDR, RTM_DELADDR) */
 #define FX_IFAM_ADDRS		4
@@ -82,7 +83,6 @@
 /* sockaddrs: u_char sa_len, sa_family_t sa_family, then the address */
 #define FX_SA_LEN		0
 #define FX_SA_FAMILY		1
-#define FX_SA_ALIGN		8	/* SA_SIZE rounds to sizeof(long) */
 #define FX_SIN_ADDR		4
 #define FX_SIN_SIZE		16
 #define FX_SIN6_ADDR		8
@@ -94,5 +94,30 @@
 #define FX_SDL_ALEN		6
 #define FX_SDL_DATA		8
 #define FX_SDL_SIZE		54
+
+/*
+ * What differs between architectures.  SA_SIZE rounds a sockaddr up to
+ * sizeof(long), an empty one to one long.
+ */
+#define FX_LP64_SA_ALIGN	8	/* amd64, arm64, powerpc64[le], riscv64 */
+#define FX_LP64_RTM_SIZE	152
+#define FX_ILP32_SA_ALIGN	4	/* i386, armv7 */
+#define FX_ILP32_RTM_SIZE	92
+/* Byte order of every multi-byte header field, sin6_scope_id and
+ * sdl_index: the host's.  Big-endian on powerpc64 (not powerpc64le). */
+
+/* Each architecture's model, when compiled for it (fbsd_layout_check.c). */
+#if defined(__x86_64__) || defined(__aarch64__) || \
+    (defined(__riscv) && __riscv_xlen == 64) || \
+    (defined(__powerpc64__) && defined(__LITTLE_ENDIAN__))
+#define FX_ARCH_ILP32		0
+#define FX_ARCH_BIG_ENDIAN	0
+#elif defined(__powerpc64__)
+#define FX_ARCH_ILP32		0
+#define FX_ARCH_BIG_ENDIAN	1
+#elif defined(__i386__) || defined(__arm__)
+#define FX_ARCH_ILP32		1
+#define FX_ARCH_BIG_ENDIAN	0
+#endif
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Compiled only for FreeBSD (make cross): proves that the fixture layout in
  * fbsd_layout.h, which tests/unit/rtsock.c writes by hand, is the layout of
- * FreeBSD's own headers on this target.  Any difference fails the build.
+ * FreeBSD's own headers on this target, down to which model (size of long,
+ * byte order) the target has.  Any difference fails the build.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -17,6 +18,9 @@
 
 #if !defined(__FreeBSD__)
 #error "this check is for FreeBSD targets only"
+#endif
+#if !defined(FX_ARCH_ILP32)
+#error "an architecture fbsd_layout.h does not describe: add its model"
 #endif
 
 #define SAME(a, b)	_Static_assert((a) == (b), #a " != " #b)
@@ -57,7 +61,8 @@ SAME(offsetof(struct rt_msghdr, rtm_flags), FX_RTM_FLAGS);
 SAME(offsetof(struct rt_msghdr, rtm_addrs), FX_RTM_ADDRS);
 SAME(offsetof(struct rt_msghdr, rtm_pid), FX_RTM_PID);
 SAME(offsetof(struct rt_msghdr, rtm_seq), FX_RTM_SEQ);
-SAME(sizeof(struct rt_msghdr), FX_RTM_SIZE);
+SAME(sizeof(struct rt_msghdr),
+    FX_ARCH_ILP32 ? FX_ILP32_RTM_SIZE : FX_LP64_RTM_SIZE);
 
 SAME(offsetof(struct ifa_msghdr, ifam_msglen), FX_MSGLEN);
 SAME(offsetof(struct ifa_msghdr, ifam_version), FX_VERSION);
@@ -94,7 +99,8 @@ SAME(offsetof(struct sockaddr, sa_len), FX_SA_LEN);
 SAME(offsetof(struct sockaddr, sa_family), FX_SA_FAMILY);
 /* SA_SIZE() rounds sa_len up to a multiple of sizeof(long), 0 to one long
  * (it is not a constant expression, so its argument is checked here). */
-SAME(sizeof(long), FX_SA_ALIGN);
+SAME(sizeof(long), FX_ARCH_ILP32 ? FX_ILP32_SA_ALIGN : FX_LP64_SA_ALIGN);
+SAME(_BYTE_ORDER == _BIG_ENDIAN, FX_ARCH_BIG_ENDIAN);
 SAME(offsetof(struct sockaddr_in, sin_addr), FX_SIN_ADDR);
 SAME(sizeof(struct sockaddr_in), FX_SIN_SIZE);
 SAME(offsetof(struct sockaddr_in6, sin6_addr), FX_SIN6_ADDR);

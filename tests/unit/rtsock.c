@@ -5,9 +5,12 @@
  * built with Linux's own structs, and the watcher's decisions on what the
  * BSD parser returns.
  *
- * The fixtures are written byte by byte, little-endian as on FreeBSD amd64
- * and arm64, and never with dpinger.c's BSD_* offsets: the point is a
- * second, independent statement of the layout.
+ * The fixtures are written byte by byte, and never with dpinger.c's BSD_*
+ * offsets: the point is a second, independent statement of the layout.
+ * Every PF_ROUTE test runs once per layout model FreeBSD has (LP64
+ * little-endian, ILP32 little-endian, LP64 big-endian, ILP32 big-endian),
+ * its fixtures written in that model and parsed with dpinger.c told the
+ * same.
  */
 #define DPINGER_TEST
 #include "../../dpinger.c"
@@ -23,6 +26,31 @@ struct fx {
 	size_t	len;
 };
 
+/* A layout model, as fbsd_layout.h states it and fbsd_layout_check.c
+ * proves it per architecture. */
+struct fx_model {
+	const char	*name;
+	unsigned int	 sa_align;	/* sizeof(long) */
+	unsigned int	 rtm_size;	/* sizeof(struct rt_msghdr) */
+	bool		 big_endian;
+};
+
+static const struct fx_model fx_models[] = {
+	{ "LP64 little-endian (amd64, arm64, powerpc64le, riscv64)",
+	    FX_LP64_SA_ALIGN,
+	    FX_LP64_RTM_SIZE, false },
+	{ "ILP32 little-endian (i386, armv7)", FX_ILP32_SA_ALIGN,
+	    FX_ILP32_RTM_SIZE, false },
+	{ "LP64 big-endian (powerpc64)", FX_LP64_SA_ALIGN, FX_LP64_RTM_SIZE,
+	    true },
+	/* 32-bit powerpc (FreeBSD 14 only; Zig cannot build for it) */
+	{ "ILP32 big-endian (powerpc)", FX_ILP32_SA_ALIGN, FX_ILP32_RTM_SIZE,
+	    true },
+};
+
+/* The model the fixtures are being written in. */
+static const struct fx_model *fxm = &fx_models[0];
+
 static void
 put_u8(struct fx *f, size_t off, unsigned int v)
 {
@@ -32,15 +60,24 @@ put_u8(struct fx *f, size_t off, unsigned int v)
 static void
 put_u16(struct fx *f, size_t off, unsigned int v)
 {
-	f->b[off] = (uint8_t)v;
-	f->b[off + 1] = (uint8_t)(v >> 8);
+	f->b[off + (fxm->big_endian ? 1 : 0)] = (uint8_t)v;
+	f->b[off + (fxm->big_endian ? 0 : 1)] = (uint8_t)(v >> 8);
 }
 
 static void
 put_u32(struct fx *f, size_t off, uint32_t v)
 {
-	put_u16(f, off, v & 0xffff);
-	put_u16(f, off + 2, v >> 16);
+	put_u16(f, off + (fxm->big_endian ? 2 : 0), v & 0xffff);
+	put_u16(f, off + (fxm->big_endian ? 0 : 2), v >> 16);
+}
+
+/* SA_SIZE: sa_len rounded up to a long; 0 takes one long. */
+static size_t
+sa_size(unsigned int sa_len)
+{
+	if (sa_len == 0)
+		return fxm->sa_align;
+	return (sa_len + fxm->sa_align - 1) / fxm->sa_align * fxm->sa_align;
 }
 
 /* Start a message of type `type` with a zeroed header of `hdrsize`
@@ -71,8 +108,7 @@ add_sa(struct fx *f, unsigned int sa_len, unsigned int family)
 {
 	size_t at = f->len, size;
 
-	size = sa_len == 0 ? FX_SA_ALIGN :
-	    (sa_len + FX_SA_ALIGN - 1) / FX_SA_ALIGN * FX_SA_ALIGN;
+	size = sa_size(sa_len);
 	memset(f->b + at, 0, size);
 	put_u8(f, at + FX_SA_LEN, sa_len);
 	if (sa_len >= 2)
@@ -195,7 +231,7 @@ announce_msg(struct fx *f, unsigned int index, const char *name,
 static size_t
 route_msg(struct fx *f, unsigned int type, unsigned int index)
 {
-	size_t m = msg_begin(f, type, FX_RTM_SIZE);
+	size_t m = msg_begin(f, type, fxm->rtm_size);
 
 	put_u16(f, m + FX_RTM_INDEX, index);
 	put_u32(f, m + FX_RTM_FLAGS, 0x1 | 0x2);	/* RTF_UP|GATEWAY */
@@ -210,10 +246,19 @@ route_msg(struct fx *f, unsigned int type, unsigned int index)
 	return m;
 }
 
+/* The parser, told the model the fixtures are written in. */
+static size_t
+parse_len(const struct fx *f, size_t len, struct ifev *ev, size_t max)
+{
+	struct bsd_layout lay = { fxm->sa_align, fxm->big_endian };
+
+	return rtmsg_parse_bsd_layout(&lay, f->b, len, ev, max);
+}
+
 static size_t
 parse(const struct fx *f, struct ifev *ev, size_t max)
 {
-	return rtmsg_parse_bsd(f->b, f->len, ev, max);
+	return parse_len(f, f->len, ev, max);
 }
 
 static bool
@@ -245,7 +290,7 @@ test_bsd_addr4(void)
 	struct ifev ev[4];
 
 	addr4_msg(&f, FX_RTM_NEWADDR, 3, "vtnet1", "192.0.2.2");
-	/* 20 + netmask 8 + sdl 56 + sin 16 + broadcast 16 */
+	/* 20 + netmask 8 + sdl 56 + sin 16 + broadcast 16, in every model */
 	CHECK_EQ_INT(f.len, 116);
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
 	CHECK_EQ_INT(ev[0].kind, IFEV_ADDR_ADD);
@@ -261,7 +306,7 @@ test_bsd_addr4(void)
 	CHECK_EQ_INT(ev[0].ifindex, 3);
 	CHECK(is_v4(&ev[0], "192.0.2.2"));
 
-	/* the interface index is 16 bits on the wire, little-endian */
+	/* the interface index is 16 bits, in the model's byte order */
 	f.len = 0;
 	addr4_msg(&f, FX_RTM_NEWADDR, 0x1234, "lagg0.4093", "198.51.100.7");
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
@@ -277,8 +322,9 @@ test_bsd_addr6(void)
 	struct ifev ev[4];
 
 	addr6_msg(&f, FX_RTM_NEWADDR, 5, "igb0", "2001:db8::2", 0);
-	/* 20 + netmask 32 + sdl 56 + sin6 32 */
-	CHECK_EQ_INT(f.len, 140);
+	/* 20 + netmask + sdl 56 + sin6: a sockaddr_in6 (28) takes 32
+	 * bytes with 8-byte longs, 28 with 4-byte ones */
+	CHECK_EQ_INT(f.len, fxm->sa_align == 8 ? 140 : 132);
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
 	CHECK_EQ_INT(ev[0].kind, IFEV_ADDR_ADD);
 	CHECK_EQ_INT(ev[0].ifindex, 5);
@@ -395,7 +441,7 @@ test_bsd_routes_ignored(void)
 	size_t m;
 
 	route_msg(&f, FX_RTM_ADD, 3);
-	CHECK_EQ_INT(f.len, 152 + 16 + 16 + 8);
+	CHECK_EQ_INT(f.len, (fxm->sa_align == 8 ? 152 : 92) + 16 + 16 + 8);
 	route_msg(&f, FX_RTM_DELETE, 3);
 	route_msg(&f, FX_RTM_CHANGE, 3);
 	route_msg(&f, FX_RTM_GET, 3);
@@ -599,11 +645,11 @@ test_bsd_bad_msglen(void)
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
 
 	/* fewer than 4 bytes left, and empty reads */
-	CHECK_EQ_INT(rtmsg_parse_bsd(f.b, 3, ev, 4), 0);
-	CHECK_EQ_INT(rtmsg_parse_bsd(f.b, 0, ev, 4), 0);
+	CHECK_EQ_INT(parse_len(&f, 3, ev, 4), 0);
+	CHECK_EQ_INT(parse_len(&f, 0, ev, 4), 0);
 	f.len = 0;
 	announce_msg(&f, 3, "em0", FX_IFAN_ARRIVAL);
-	CHECK_EQ_INT(rtmsg_parse_bsd(f.b, f.len + 3, ev, 4), 1);
+	CHECK_EQ_INT(parse_len(&f, f.len + 3, ev, 4), 1);
 }
 
 /* SA_SIZE: a sockaddr with sa_len 0 still takes one long. */
@@ -622,7 +668,7 @@ test_bsd_zero_sockaddr(void)
 	add_sdl(&f, 3, "vtnet1");
 	add_sin(&f, "192.0.2.2");
 	msg_end(&f, m);
-	CHECK_EQ_INT(f.len, 20 + 8 + 8 + 56 + 16);
+	CHECK_EQ_INT(f.len, 20 + 2 * fxm->sa_align + 56 + 16);
 	CHECK_EQ_INT(parse(&f, ev, 4), 1);
 	CHECK(is_v4(&ev[0], "192.0.2.2"));
 	CHECK_EQ_STR(ev[0].ifname, "vtnet1");
@@ -634,7 +680,7 @@ test_bsd_zero_sockaddr(void)
 	add_sin(&f, "192.0.2.255");
 	msg_end(&f, m);
 	CHECK_EQ_INT(parse(&f, ev, 4), 0);
-	/* sa_len 1: no family byte; skipped as 8 bytes */
+	/* sa_len 1: no family byte; skipped as one long */
 	f.len = 0;
 	m = msg_begin(&f, FX_RTM_NEWADDR, FX_IFAM_SIZE);
 	put_u32(&f, m + FX_IFAM_ADDRS, FX_RTA_NETMASK | FX_RTA_IFA);
@@ -774,10 +820,115 @@ test_bsd_watch(void)
 	snprintf(text, sizeof(text), "fe80:%x::2", lo);
 	addr6_msg(&f, FX_RTM_NEWADDR, lo, "lo", text, lo);
 	/* the KAME word carries lo's index, big-endian */
-	CHECK_EQ_INT(f.b[FX_IFAM_SIZE + 32 + 56 + FX_SIN6_ADDR + 3], lo & 0xff);
+	CHECK_EQ_INT(f.b[FX_IFAM_SIZE + sa_size(FX_SIN6_SIZE) + 56 +
+	    FX_SIN6_ADDR + 3], lo & 0xff);
 	CHECK_EQ_INT(feed(&ws, &f), TRIG_ADDR_RETURNED);
 	CHECK_EQ_INT(ws.ifindex, lo);
 	memset(&cfg, 0, sizeof(cfg));
+}
+
+/* ------------------------------------------------------------------ */
+/* Layout models                                                      */
+/* ------------------------------------------------------------------ */
+
+/* One read with a message of each kind, at an index whose two bytes
+ * differ: what parses right in one model only. */
+static void
+mixed_read(struct fx *f)
+{
+	f->len = 0;
+	announce_msg(f, 0x102, "ipsec1", FX_IFAN_ARRIVAL);
+	ifinfo_msg(f, 0x102, FX_IFF_UP | FX_IFF_RUNNING, FX_LINK_STATE_UP);
+	addr6_msg(f, FX_RTM_NEWADDR, 0x102, "ipsec1", "2001:db8::2", 0);
+	addr4_msg(f, FX_RTM_NEWADDR, 0x102, "ipsec1", "192.0.2.2");
+}
+
+static bool
+mixed_read_parsed(const struct ifev *ev, size_t n)
+{
+	size_t i;
+
+	if (n != 4 || ev[0].kind != IFEV_IF_ARRIVE || !ev[1].link_up ||
+	    !is_v6(&ev[2], "2001:db8::2") || !is_v4(&ev[3], "192.0.2.2") ||
+	    strcmp(ev[2].ifname, "ipsec1") != 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (ev[i].ifindex != 0x102)
+			return false;
+	return true;
+}
+
+/* Each model's fixtures parse right with that model's layout only: the
+ * layouts differ where it matters, and the parser follows the one it is
+ * given. */
+static void
+test_bsd_models_differ(void)
+{
+	struct fx f;
+	struct ifev ev[8];
+	size_t i, j;
+
+	for (i = 0; i < sizeof(fx_models) / sizeof(fx_models[0]); i++) {
+		fxm = &fx_models[i];
+		mixed_read(&f);
+		for (j = 0; j < sizeof(fx_models) / sizeof(fx_models[0]);
+		    j++) {
+			struct bsd_layout lay = { fx_models[j].sa_align,
+			    fx_models[j].big_endian };
+			size_t n = rtmsg_parse_bsd_layout(&lay, f.b, f.len, ev,
+			    8);
+
+			CHECK(mixed_read_parsed(ev, n) == (i == j));
+		}
+	}
+	fxm = &fx_models[0];
+}
+
+/* rtmsg_parse_bsd(), what the watcher calls, parses the host's model. */
+static void
+test_bsd_host_model(void)
+{
+	const uint16_t one = 1;
+	bool big = *(const uint8_t *)&one == 0;
+	struct fx f;
+	struct ifev ev[8];
+	size_t i;
+
+	fxm = NULL;
+	for (i = 0; i < sizeof(fx_models) / sizeof(fx_models[0]); i++)
+		if (fx_models[i].sa_align == sizeof(long) &&
+		    fx_models[i].big_endian == big)
+			fxm = &fx_models[i];
+	CHECK(fxm != NULL);
+	if (fxm == NULL)
+		fxm = &fx_models[0];
+	mixed_read(&f);
+	CHECK(mixed_read_parsed(ev, rtmsg_parse_bsd(f.b, f.len, ev, 8)));
+	fxm = &fx_models[0];
+}
+
+/* Every PF_ROUTE test, once per model. */
+static void
+test_bsd_every_model(void)
+{
+	void (*tests[])(void) = { test_bsd_addr4, test_bsd_addr6,
+	    test_bsd_kame_scope, test_bsd_announce, test_bsd_ifinfo,
+	    test_bsd_routes_ignored, test_bsd_other_interfaces,
+	    test_bsd_truncated, test_bsd_version, test_bsd_bad_msglen,
+	    test_bsd_zero_sockaddr, test_bsd_many, test_bsd_watch };
+	size_t i, t;
+
+	for (i = 0; i < sizeof(fx_models) / sizeof(fx_models[0]); i++) {
+		unsigned int failed = unit_failed;
+
+		fxm = &fx_models[i];
+		for (t = 0; t < sizeof(tests) / sizeof(tests[0]); t++)
+			tests[t]();
+		if (unit_failed != failed)
+			fprintf(stderr, "(the failures above: model %s)\n",
+			    fxm->name);
+	}
+	fxm = &fx_models[0];
 }
 
 /* ------------------------------------------------------------------ */
@@ -1119,8 +1270,5 @@ test_nl_many(void)
 #define NETLINK_TESTS
 #endif
 
-UNIT_MAIN(test_bsd_addr4, test_bsd_addr6, test_bsd_kame_scope,
-    test_bsd_announce, test_bsd_ifinfo, test_bsd_routes_ignored,
-    test_bsd_other_interfaces, test_bsd_truncated, test_bsd_version,
-    test_bsd_bad_msglen, test_bsd_zero_sockaddr, test_bsd_many,
-    test_bsd_watch NETLINK_TESTS)
+UNIT_MAIN(test_bsd_every_model, test_bsd_models_differ, test_bsd_host_model
+    NETLINK_TESTS)

@@ -10,14 +10,15 @@
 #define ARGV(...) ((char *[]){ "dpinger", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "dpinger", __VA_ARGS__ }) / \
     sizeof(char *)))
+/* getopt's own message for an unknown option is main's: quiet here. */
 #define PARSE(c, err, ...) \
-	parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (c), (err), \
-	    sizeof(err))
+	(opterr = 0, parse_args(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (c), \
+	    (err), sizeof(err)))
 
 static void
 test_time_syntax(void)
 {
-	unsigned int v = 99;
+	uint64_t v = 99;
 
 	CHECK(parse_time_msec("500", &v) && v == 500);
 	CHECK(parse_time_msec("500m", &v) && v == 500);
@@ -31,7 +32,24 @@ test_time_syntax(void)
 	CHECK(!parse_time_msec(" 1", &v));
 	CHECK(!parse_time_msec("s", &v));
 	CHECK(!parse_time_msec("99999999999999999999999", &v));
-	CHECK(!parse_time_msec("99999999s", &v));
+	CHECK(!parse_time_msec("99999999999999999999999s", &v));
+	CHECK(!parse_time_msec("18446744073709551616", &v));
+	CHECK(!parse_time_msec("18446744073709551615", &v));
+	/* issue 9: 3000000 s wrapped around a 32-bit millisecond count */
+	CHECK(parse_time_msec("3000000s", &v) && v == UINT64_C(3000000000));
+	CHECK(parse_time_msec("99999999s", &v) && v == UINT64_C(99999999000));
+	/* the edges: 2^32 - 1 seconds, in either unit */
+	CHECK(parse_time_msec("4294967295s", &v) &&
+	    v == UINT64_C(4294967295000));
+	CHECK(parse_time_msec("4294967295000", &v) &&
+	    v == UINT64_C(4294967295000));
+	CHECK(parse_time_msec("4294967295000m", &v) &&
+	    v == UINT64_C(4294967295000));
+	CHECK(!parse_time_msec("4294967296s", &v));
+	CHECK(!parse_time_msec("4294967295001", &v));
+	CHECK(parse_time_msec("4294967296", &v) && v == UINT64_C(4294967296));
+	CHECK(parse_time_msec("0s", &v) && v == 0);
+	CHECK(parse_time_msec("007", &v) && v == 7);
 }
 
 static void
@@ -52,6 +70,71 @@ test_percent_and_length(void)
 	CHECK(parse_length("2k", &len) && len == 2048);
 	CHECK(!parse_length("2m", &len));
 	CHECK(!parse_length("k", &len));
+	CHECK(!parse_length("-1", &len));
+	/* any number is a length; too large is said after parsing */
+	CHECK(parse_length("64k", &len) && len == 65536);
+	CHECK(parse_length("4194304k", &len) && len == UINT64_C(4294967296));
+	CHECK(parse_length("99999999999999999999", &len) && len == SIZE_MAX);
+	CHECK(parse_length("99999999999999999k", &len) && len == SIZE_MAX);
+	CHECK(!parse_percent("99999999999999999999", &pct));
+}
+
+/* Issue 9: every time upstream accepts is accepted and printed in full,
+ * never wrapped around 32 bits. */
+static void
+test_limits(void)
+{
+	struct config c;
+	char err[256], line[1024];
+
+	CHECK_EQ_INT(PARSE(&c, err, "-s", "60s", "-t", "3000000s",
+	    "192.0.2.1"), PARSE_OK);
+	format_startup(line, sizeof(line), &c);
+	CHECK(strstr(line, "  time_period 3000000000ms  ") != NULL);
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "500000000", "192.0.2.1"),
+	    PARSE_OK);
+	format_startup(line, sizeof(line), &c);
+	CHECK(strstr(line, "  alert_interval 500000000ms  ") != NULL);
+	CHECK(strstr(line, "  alarm_hold 5000000000ms  ") != NULL);
+	/* the largest values, and the defaults derived from them */
+	CHECK_EQ_INT(PARSE(&c, err, "-s", "2000000000s", "-t", "4294967295s",
+	    "-A", "4294967295s", "-D", "4294967295s", "-r", "4294967295s",
+	    "192.0.2.1"), PARSE_OK);
+	format_startup(line, sizeof(line), &c);
+	CHECK_EQ_STR(line, "send_interval 2000000000000ms  "
+	    "loss_interval 8000000000000ms  time_period 4294967295000ms  "
+	    "report_interval 4294967295000ms  data_len 0  "
+	    "alert_interval 4294967295000ms  "
+	    "latency_alarm 4294967295000ms  loss_alarm 0%  "
+	    "alarm_hold 42949672950000ms  dest_addr 192.0.2.1  "
+	    "bind_addr (none)  identifier \"\"");
+	CHECK_EQ_INT(c.slot_count, 2);
+	CHECK(c.silence_msec == UINT64_C(16000000000000));
+	CHECK_EQ_INT(PARSE(&c, err, "-H", "4294967295s", "-W", "4294967295s",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK(c.hold_interval_msec == UINT64_C(4294967295000));
+	CHECK(c.silence_msec == UINT64_C(4294967295000));
+	/* one more is a clear error, not a wrapped value */
+	CHECK_EQ_INT(PARSE(&c, err, "-t", "4294967296s", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "invalid averaging time period 4294967296s");
+	CHECK_EQ_INT(PARSE(&c, err, "-H", "4294967295001", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "invalid alarm hold interval 4294967295001");
+	/* 2 x send + loss in 64 bits: no wrap makes it pass */
+	CHECK_EQ_INT(PARSE(&c, err, "-s", "4294967295s", "-l",
+	    "4294967295s", "-t", "4294967295s", "192.0.2.1"), PARSE_ERROR);
+	CHECK_EQ_STR(err, "the time period must be greater than twice the "
+	    "send interval plus the loss interval");
+	/* a huge data length is "too large", as upstream says */
+	CHECK_EQ_INT(PARSE(&c, err, "-d", "99999999999999999999",
+	    "192.0.2.1"), PARSE_ERROR);
+	CHECK_EQ_STR(err, "data length too large for IPv4 - maximum is "
+	    "65507 bytes");
+	CHECK_EQ_INT(PARSE(&c, err, "-d", "4294967296", "2001:db8::1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "data length too large for IPv6 - maximum is "
+	    "65527 bytes");
 }
 
 static void
@@ -154,6 +237,10 @@ test_flag_errors(void)
 	    "192.0.2.1"), PARSE_OK);
 	CHECK_EQ_INT(strlen(c.identifier), 63);
 	CHECK_EQ_INT(PARSE(&c, err, "-h", "192.0.2.1"), PARSE_USAGE);
+	/* -V needs nothing else, and wins over what follows it */
+	CHECK_EQ_INT(PARSE(&c, err, "-V"), PARSE_VERSION);
+	CHECK_EQ_INT(PARSE(&c, err, "-V", "-s", "x", "192.0.2.1"),
+	    PARSE_VERSION);
 	CHECK_EQ_INT(PARSE(&c, err, "-q", "192.0.2.1"), PARSE_USAGE);
 	CHECK_EQ_INT(PARSE(&c, err, "-s"), PARSE_USAGE);
 	/* the last option of a kind wins */
@@ -162,6 +249,35 @@ test_flag_errors(void)
 	CHECK_EQ_INT(c.send_interval_msec, 200);
 	CHECK_EQ_INT(PARSE(&c, err, "-X", "192.0.2.1"), PARSE_OK);
 	CHECK(!c.heal);
+}
+
+/* Where an error goes (syslog once -S is parsed), -i "", -C's limit. */
+static void
+test_parse_upstream_details(void)
+{
+	static char long_cmd[ALERT_CMD_MAX + 2];
+	struct config c;
+	char err[256];
+
+	CHECK_EQ_INT(PARSE(&c, err, "-S", "-t", "-5", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK(c.use_syslog);
+	CHECK_EQ_INT(PARSE(&c, err, "-t", "-5", "-S", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK(!c.use_syslog);
+	CHECK_EQ_INT(PARSE(&c, err, "-S", "-r", "0", "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "no activity enabled");
+	CHECK(c.use_syslog);
+	/* -i "": upstream's identifier is then a lone space. */
+	CHECK_EQ_INT(PARSE(&c, err, "-i", "", "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_STR(c.identifier, " ");
+	memset(long_cmd, 'x', ALERT_CMD_MAX);
+	CHECK_EQ_INT(PARSE(&c, err, "-C", long_cmd, "192.0.2.1"), PARSE_OK);
+	long_cmd[ALERT_CMD_MAX] = 'x';
+	CHECK_EQ_INT(PARSE(&c, err, "-C", long_cmd, "192.0.2.1"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "alert command too long (max 65536 bytes)");
 }
 
 /* Validation happens in upstream's order: each case breaks two rules and
@@ -255,7 +371,66 @@ test_addresses(void)
 	CHECK_EQ_INT(len, sizeof(struct sockaddr_in));
 	CHECK(!parse_addr("", &a));
 	CHECK(!parse_addr("%lo", &a));
-	CHECK(!parse_addr("1.2.3", &a));
+	CHECK(!parse_addr("192.0.2.1 ", &a));
+	CHECK(!parse_addr("192.0.2.256", &a));
+	CHECK(!parse_addr("2001:db8::1::2", &a));
+	CHECK(!parse_addr("192.0.2.1%lo", &a));
+}
+
+/* Issue 9: what getaddrinfo(AI_NUMERICHOST) accepts is accepted, and
+ * every address prints in getnameinfo's numeric form. */
+static void
+test_address_forms(void)
+{
+	struct config c;
+	struct addr_spec a;
+	char err[256], line[1024], lo[IF_NAMESIZE + 8];
+
+	CHECK(parse_addr("2001:DB8::1", &a));
+	CHECK_EQ_STR(a.text, "2001:db8::1");
+	CHECK_EQ_STR(a.arg, "2001:DB8::1");
+	CHECK(parse_addr("2001:0db8:0000::0001", &a));
+	CHECK_EQ_STR(a.text, "2001:db8::1");
+	CHECK(parse_addr("10.1", &a));
+	CHECK_EQ_STR(a.text, "10.0.0.1");
+	CHECK(parse_addr("1.2.3", &a));
+	CHECK_EQ_STR(a.text, "1.2.0.3");
+	CHECK(parse_addr("192.0.2.001", &a));
+	CHECK_EQ_STR(a.text, "192.0.2.1");
+	CHECK(parse_addr("::FFFF:192.0.2.1", &a));
+	CHECK_EQ_STR(a.text, "::ffff:192.0.2.1");
+	/* a numeric scope prints as the interface's name, as upstream */
+	snprintf(lo, sizeof(lo), "fe80::1%%%u", if_nametoindex("lo"));
+	CHECK(parse_addr(lo, &a));
+	CHECK_EQ_STR(a.text, "fe80::1%lo");
+	CHECK_EQ_STR(a.scope, lo + strlen("fe80::1%"));	/* kept as given */
+	CHECK(parse_addr("FE80::1%lo", &a));
+	CHECK_EQ_STR(a.text, "fe80::1%lo");
+	/* an interface that is not there (yet): its name as given */
+	CHECK(parse_addr("FE80::0:1%nosuchif0", &a));
+	CHECK_EQ_STR(a.text, "fe80::1%nosuchif0");
+	/* link-local without a scope can never be reached or bound */
+	CHECK(!parse_addr("fe80::1", &a));
+	CHECK(!parse_addr("FE80::2", &a));
+	CHECK(!parse_addr("ff02::1", &a));
+	CHECK(parse_addr("ff02::1%lo", &a));
+	CHECK_EQ_INT(PARSE(&c, err, "fe80::1"), PARSE_ERROR);
+	CHECK_EQ_STR(err, "invalid destination IP address fe80::1");
+	CHECK_EQ_INT(PARSE(&c, err, "-B", "fe80::2", "fe80::1%lo"),
+	    PARSE_ERROR);
+	CHECK_EQ_STR(err, "invalid bind IP address fe80::2");
+	CHECK_EQ_INT(PARSE(&c, err, "-B", "fe80::2%lo", "fe80::1%lo"),
+	    PARSE_OK);
+	/* the start-up line prints the parsed forms */
+	CHECK_EQ_INT(PARSE(&c, err, "-B", "2001:DB8::2", "-i", "GW",
+	    "2001:DB8:0::1"), PARSE_OK);
+	format_startup(line, sizeof(line), &c);
+	CHECK(strstr(line, "  dest_addr 2001:db8::1  bind_addr 2001:db8::2  "
+	    "identifier \"GW \"") != NULL);
+	CHECK_EQ_INT(PARSE(&c, err, "-B", "192.0.2.010", "10.1"), PARSE_OK);
+	format_startup(line, sizeof(line), &c);
+	CHECK(strstr(line, "  dest_addr 10.0.0.1  bind_addr 192.0.2.8  ")
+	    != NULL);
 }
 
 static void
@@ -330,36 +505,120 @@ test_report_format(void)
 	CHECK_EQ_STR(line, "1520 310 100\n");
 }
 
+/* One check; -1 without an event, else the flag the command gets. */
+static int
+alarm_check(struct alarm_state *as, const struct stats *st,
+    const struct config *c)
+{
+	bool flag;
+
+	if (!alarm_update(as, st, c, &flag))
+		return -1;
+	return flag ? 1 : 0;
+}
+
 static void
 test_alarms(void)
 {
 	struct config c;
-	struct alarm_state as = { false, false, 0, 0 };
+	struct alarm_state as = { 0, 0 };
 	struct stats ok = { 1000, 0, 0, 0, 0 }, lossy = { 1000, 0, 25, 0, 0 };
 	struct stats slow = { 600000, 0, 0, 0, 0 };
+	struct stats slow_lossy = { 600000, 0, 25, 0, 0 };
 	char err[256];
 	int i;
 
 	CHECK_EQ_INT(PARSE(&c, err, "-A", "1000", "-H", "2500", "-D", "500",
 	    "-L", "20", "192.0.2.1"), PARSE_OK);
-	CHECK(!alarm_update(&as, &ok, &c));
-	CHECK(alarm_update(&as, &lossy, &c));
-	/* held for ceil(2500 / 1000) = 3 checks after clearing */
-	for (i = 0; i < 3; i++)
-		CHECK(alarm_update(&as, &ok, &c));
-	CHECK(!alarm_update(&as, &ok, &c));
-	CHECK(alarm_update(&as, &slow, &c));
-	CHECK(as.latency_on && !as.loss_on);
-	/* loss equal to the threshold is not above it */
+	/* N = ceil(2500 / 1000) = 3 */
+	CHECK_EQ_INT(alarm_hold_checks(&c), 3);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	/* Cleared on the 3rd good check in a row, not after it. */
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	/* A bad check restarts the count. */
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	for (i = 0; i < 2; i++)
+		CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK(as.latency_hold == 0 && as.loss_hold == 0);
+
+	/* The spec's sequence: latency high, then loss too, then latency
+	 * recovers while loss stays high, then loss recovers: four events,
+	 * flags 1, 1, 1, 0. */
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow_lossy, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), 1);
+	CHECK(as.latency_hold == 0 && as.loss_hold == 3);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	/* Both raised in one check, both cleared in one check: one event
+	 * each time. */
+	CHECK_EQ_INT(alarm_check(&as, &slow_lossy, &c), 1);
+	for (i = 0; i < 2; i++)
+		CHECK_EQ_INT(alarm_check(&as, &ok, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+
+	/* Values equal to the thresholds are not above them. */
 	lossy.loss_pct = 20;
-	memset(&as, 0, sizeof(as));
-	CHECK(!alarm_update(&as, &lossy, &c));
 	slow.avg_usec = 500000;
-	CHECK(!alarm_update(&as, &slow, &c));
-	/* no thresholds: never */
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+	slow.avg_usec = 500001;
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+
+	/* A hold shorter than one check is one check: cleared on the
+	 * first good one.  The default hold is 10 checks. */
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "1000", "-H", "1", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 1);
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), 1);
+	CHECK_EQ_INT(alarm_check(&as, &ok, &c), 0);
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "300", "-D", "500", "192.0.2.1"),
+	    PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 10);
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "300", "-H", "1000", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK_EQ_INT(alarm_hold_checks(&c), 4);
+	/* The longest hold over the shortest interval: past 2^32 checks. */
+	CHECK_EQ_INT(PARSE(&c, err, "-A", "1", "-H", "4294967295s", "-D", "500",
+	    "192.0.2.1"), PARSE_OK);
+	CHECK(alarm_hold_checks(&c) == UINT64_C(4294967295000));
+
+	/* No thresholds: never. */
 	CHECK_EQ_INT(PARSE(&c, err, "-u", "/tmp/s", "192.0.2.1"), PARSE_OK);
 	lossy.loss_pct = 100;
-	CHECK(!alarm_update(&as, &lossy, &c));
+	memset(&as, 0, sizeof(as));
+	CHECK_EQ_INT(alarm_check(&as, &lossy, &c), -1);
+	CHECK_EQ_INT(alarm_check(&as, &slow, &c), -1);
+}
+
+/* Periodic threads skip what a stall missed instead of bursting. */
+static void
+test_next_deadline(void)
+{
+	uint64_t now = now_usec(), next;
+
+	/* On time: one interval on. */
+	CHECK_EQ_INT(next_deadline(now + 1000000, 200000), now + 1200000);
+	/* 3 s late with 200 ms ticks: the next tick still ahead on the same
+	 * grid, within one interval, not 15 ticks in the past. */
+	next = next_deadline(now - 3000000, 200000);
+	CHECK(next > now && next <= now_usec() + 200000);
+	CHECK_EQ_INT((next - (now - 3000000)) % 200000, 0);
 }
 
 static void
@@ -678,8 +937,10 @@ test_watch_filter(void)
 }
 #endif
 
-UNIT_MAIN(test_time_syntax, test_percent_and_length, test_defaults,
+UNIT_MAIN(test_time_syntax, test_percent_and_length, test_limits,
+    test_address_forms, test_defaults,
     test_pfsense_command_line, test_flag_errors, test_validation_order,
     test_addresses, test_seq_limit, test_stats, test_report_format,
-    test_alarms, test_icmp, test_watch_decisions, test_error_classes,
+    test_parse_upstream_details, test_alarms, test_next_deadline, test_icmp,
+    test_watch_decisions, test_error_classes,
     test_fresh_echo_id, test_watch_filter)
