@@ -1,10 +1,11 @@
 # Shared by the pfSense and OPNsense scripts in this folder
 # (dpinger-install.sh and its siblings): messages, checksums, atomic
 # copies, saving and restoring an original file, the persistent state
-# directory, which firewall this is, and the gateway monitors it runs.  Sourced, never run.  A script that sources it
-# sets PROG (its name in messages) and ROOT (empty on the firewall; a
-# scratch root in tests) first.  POSIX sh, as on pfSense; function-local
-# names start with an underscore.
+# directory, which firewall this is, and the gateway monitors it runs.
+# Sourced, never run.  A script that sources it sets PROG (its name in
+# messages) and ROOT (empty on the firewall; a scratch root in tests)
+# first.  POSIX sh, as on pfSense; function-local names start with an
+# underscore.
 # shellcheck shell=sh disable=SC2034
 
 say() {

@@ -334,7 +334,8 @@ undo_run() {
 		if pkg unlock -y "$PKG_NAME" >/dev/null; then
 			say "undone: pkg lock"
 		else
-			warn "could not undo the pkg lock: run pkg unlock -y $PKG_NAME"
+			warn "could not undo the pkg lock: run" \
+			    "pkg unlock -y $PKG_NAME"
 		fi
 	fi
 	if [ "$replaced_binary" = yes ]; then
@@ -342,7 +343,8 @@ undo_run() {
 		    [ "$(sha256_of "$BIN")" = "$(saved_sum)" ]; then
 			say "undone: stock binary restored"
 		else
-			warn "could not restore $BIN from $STOCK: copy it back by hand"
+			warn "could not restore $BIN from $STOCK:" \
+			    "copy it back by hand"
 		fi
 	fi
 	if [ "$wrote_version" = yes ]; then
@@ -393,7 +395,8 @@ preflight() {
 # a. The binaries, and what OPNsense will say about them.
 check_binaries() {
 	if [ ! -f "$BIN" ]; then
-		warn "no stock binary at $BIN: is the dpinger package installed?"
+		warn "no stock binary at $BIN: is the dpinger package" \
+		    "installed?"
 		exit 1
 	fi
 	if [ ! -f "$new" ]; then
@@ -406,7 +409,8 @@ check_binaries() {
 		exit 1
 	fi
 	if ! is_selfheal "$new"; then
-		warn "$new is not the self-healing dpinger (no -X/-F/-W in usage)"
+		warn "$new is not the self-healing dpinger" \
+		    "(no -X/-F/-W in usage)"
 		exit 1
 	fi
 	new_sum=$(sha256_of "$new")
@@ -442,9 +446,9 @@ save_stock() {
 	state_migrate || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if is_selfheal "$BIN"; then
-			warn "$BIN is already a self-healing dpinger and no stock" \
-			    "copy was saved: reinstall the stock package first" \
-			    "(pkg install -f dpinger)"
+			warn "$BIN is already a self-healing dpinger and no" \
+			    "stock copy was saved: reinstall the stock" \
+			    "package first (pkg install -f dpinger)"
 			exit 1
 		fi
 		state_dir_make "$STATE_DIR" ||
@@ -587,7 +591,8 @@ finish_install() {
 rollback_after_failure() {
 	undo_run
 	if restart_monitoring && verify_monitoring; then
-		warn "rolled back: the stock dpinger monitors the gateways again"
+		warn "rolled back: the stock dpinger monitors the" \
+		    "gateways again"
 	else
 		warn "rolled back, but monitoring still does not verify:" \
 		    "see '$0 --status' and the gateways page"
@@ -618,9 +623,10 @@ check_saved_copy() {
 	state_migrate || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if [ -f "$BIN" ] && is_selfheal "$BIN"; then
-			warn "no saved stock binary ($STOCK), but $BIN is the" \
-			    "self-healing one: reinstall the stock package with" \
-			    "'pkg unlock -y dpinger; pkg install -f dpinger'"
+			warn "no saved stock binary ($STOCK), but $BIN is" \
+			    "the self-healing one: reinstall the stock" \
+			    "package with 'pkg unlock -y dpinger;" \
+			    "pkg install -f dpinger'"
 			exit 1
 		fi
 		say "nothing to roll back: no saved stock binary," \
