@@ -1,7 +1,12 @@
-# Shared by the pfSense scripts in this folder (dpinger-install.sh and its
-# siblings): messages, checksums and atomic copies.  Sourced, never run.
-# A script that sources it sets PROG (its name in messages) first.  POSIX
-# sh, as on pfSense; function-local names start with an underscore.
+# Shared by the pfSense and OPNsense scripts in this folder
+# (dpinger-install.sh and its siblings): messages, checksums, atomic
+# copies, saving and restoring an original file, the persistent state
+# directory, which firewall this is, and the gateway monitors it runs.
+# Sourced, never run.  A script that sources it sets PROG (its name in
+# messages) and ROOT (empty on the firewall; a scratch root in tests)
+# first.  POSIX sh, as on pfSense; function-local names start with an
+# underscore.
+# shellcheck shell=sh disable=SC2034
 
 say() {
 	echo "$PROG: $*"
@@ -111,4 +116,164 @@ restore_original() {
 	atomic_copy "$_ro_saved" "$_ro_dst" keep || return 1
 	[ "$(sha256_of "$_ro_dst")" = "$_ro_want" ] &&
 	    [ "$(file_attrs "$_ro_saved")" = "$(file_attrs "$_ro_dst")" ]
+}
+
+# ------------------------------------------------------------------ #
+# Persistent state                                                    #
+# ------------------------------------------------------------------ #
+
+# pfSense's "Use RAM Disks" mounts /var as tmpfs: whatever is kept under
+# /var/db is gone after a reboot.  /conf persists there (and exists on
+# OPNsense too, holding config.xml).  Siblings keep their state in
+# subdirectories of SELFHEAL_STATE.
+SELFHEAL_STATE=${ROOT:-}/conf/dpinger-selfheal
+# Where installers before the move kept it.
+SELFHEAL_OLD_STATE=${ROOT:-}/var/db/dpinger-selfheal
+
+# Create directory $1 (a subdirectory of SELFHEAL_STATE, or that itself),
+# private to root.  STATE_MADE says whether this call created it, so that
+# a failed run can take it away again with state_dir_drop.
+state_dir_make() {
+	STATE_MADE=no
+	[ -d "$1" ] && return 0
+	(umask 077 && mkdir -p "$1") || return 1
+	STATE_MADE=yes
+	return 0
+}
+
+# Remove directory $1 and SELFHEAL_STATE above it, each only when empty.
+state_dir_drop() {
+	rmdir "$1" 2>/dev/null
+	rmdir "$SELFHEAL_STATE" 2>/dev/null
+	return 0
+}
+
+# State left in /var/db by an older installer moves to SELFHEAL_STATE,
+# entry by entry; an entry already present there stops the move (nothing
+# is overwritten).  Quiet when there is nothing to move.
+state_migrate() {
+	[ -d "$SELFHEAL_OLD_STATE" ] || return 0
+	state_dir_make "$SELFHEAL_STATE" || {
+		warn "cannot create $SELFHEAL_STATE"
+		return 1
+	}
+	for _f in "$SELFHEAL_OLD_STATE"/*; do
+		[ -e "$_f" ] || continue
+		_n=$(basename "$_f")
+		if [ -e "$SELFHEAL_STATE/$_n" ]; then
+			warn "both $_f and $SELFHEAL_STATE/$_n exist: keep" \
+			    "the right one in $SELFHEAL_STATE, remove the other"
+			return 1
+		fi
+		mv "$_f" "$SELFHEAL_STATE/$_n" || {
+			warn "cannot move $_f to $SELFHEAL_STATE"
+			return 1
+		}
+	done
+	rmdir "$SELFHEAL_OLD_STATE" 2>/dev/null
+	say "moved the saved state from $SELFHEAL_OLD_STATE to" \
+	    "$SELFHEAL_STATE (/var does not survive a reboot with RAM disks)"
+	return 0
+}
+
+# ------------------------------------------------------------------ #
+# Which firewall                                                      #
+# ------------------------------------------------------------------ #
+
+# PLATFORM becomes pfsense, opnsense or empty; PLATFORM_NAME names it,
+# with its version, for messages.
+platform_detect() {
+	PLATFORM=""
+	PLATFORM_NAME="neither pfSense nor OPNsense"
+	if [ -x "$ROOT/usr/local/sbin/opnsense-version" ]; then
+		PLATFORM=opnsense
+		PLATFORM_NAME=$("$ROOT/usr/local/sbin/opnsense-version" \
+		    2>/dev/null) || PLATFORM_NAME=""
+		[ -n "$PLATFORM_NAME" ] || PLATFORM_NAME=OPNsense
+	elif [ -f "$ROOT/etc/version" ] &&
+	    [ -f "$ROOT/usr/local/sbin/pfSsh.php" ]; then
+		PLATFORM=pfsense
+		PLATFORM_NAME="pfSense $(head -n 1 "$ROOT/etc/version")"
+	fi
+}
+
+# ------------------------------------------------------------------ #
+# Gateway monitors                                                    #
+# ------------------------------------------------------------------ #
+
+# One dpinger per monitored gateway, each with a pid file and a status
+# socket of the same stem in /var/run: pfSense names them
+# dpinger_<GW>~<src>~<monitor>.pid/.sock, OPNsense dpinger_<GW>.pid/.sock.
+# Gateway names hold no '~' on either, so the gateway is the stem up to
+# the first '~'.
+MONITOR_RUN_DIR=${ROOT:-}/var/run
+
+monitor_gateway() {
+	_g=$(basename "$1")
+	_g=${_g#dpinger_}
+	_g=${_g%.pid}
+	_g=${_g%.sock}
+	echo "${_g%%~*}"
+}
+
+# True when pid file $1 names a live process.
+monitor_alive() {
+	_pid=$(cat "$1" 2>/dev/null)
+	case "$_pid" in
+	""|*[!0-9]*) return 1 ;;
+	esac
+	kill -0 "$_pid" 2>/dev/null
+}
+
+# The pid file of gateway $1: the one whose process lives, else the first
+# found, else nothing.  (pfSense may leave an old one behind when the
+# source address changed.)
+monitor_pidfile() {
+	_first=""
+	for _p in "$MONITOR_RUN_DIR/dpinger_$1.pid" \
+	    "$MONITOR_RUN_DIR/dpinger_$1~"*.pid; do
+		[ -f "$_p" ] || continue
+		if monitor_alive "$_p"; then
+			echo "$_p"
+			return 0
+		fi
+		[ -n "$_first" ] || _first=$_p
+	done
+	[ -n "$_first" ] && echo "$_first"
+	return 0
+}
+
+# The gateways whose monitor runs now (a pid file naming a live process),
+# sorted, on one line.
+monitors_running() {
+	for _p in "$MONITOR_RUN_DIR"/dpinger_*.pid; do
+		[ -f "$_p" ] && monitor_alive "$_p" && monitor_gateway "$_p"
+	done | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+# One status line from socket $1, or nothing.
+read_status() {
+	if command -v timeout >/dev/null 2>&1; then
+		timeout 10 nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+	else
+		nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+	fi
+}
+
+# True for a status line: identifier, average and deviation in
+# microseconds, loss in percent.
+status_line_ok() {
+	printf '%s\n' "$1" | grep -Eq '^[^ ]* ?[0-9]+ [0-9]+ [0-9]+$'
+}
+
+# True for a measured status line.  pfSense and OPNsense read a deviation
+# of 0 with a loss of 0 as "no result yet" and leave the gateway out
+# (pfSense retries for 3 s); 100 % loss is a measurement (the gateway is
+# down, the monitor works).
+status_measured() {
+	status_line_ok "$1" || return 1
+	case "$1" in
+	*" 0 0") return 1 ;;
+	esac
+	return 0
 }

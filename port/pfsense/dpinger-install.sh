@@ -1,7 +1,7 @@
 #!/bin/sh
 #
-# Install the self-healing dpinger on pfSense in place of the stock one,
-# and take it out again.
+# Install the self-healing dpinger on pfSense or OPNsense in place of the
+# stock one, and take it out again.
 #
 # usage: dpinger-install.sh [--install] [NEW_BINARY]
 #        dpinger-install.sh --rollback
@@ -10,17 +10,22 @@
 #
 # --install (the default) does what a person would do by hand, one step at
 # a time, each step a no-op when already done:
-#   a. preflight: this is pfSense, the stock binary is there, the new one
-#      runs here and is the self-healing one;
+#   a. preflight: this is pfSense (/etc/version, pfSsh.php) or OPNsense
+#      (opnsense-version), the stock binary is there, the new one runs here
+#      and is the self-healing one; note which gateways are monitored now;
 #   b. save the stock binary beside it, as dpinger.stock, with its SHA-256
-#      in /var/db/dpinger-selfheal/stock.sha256 (the first copy is kept);
+#      and its package's version in /conf/dpinger-selfheal/ (/conf survives
+#      pfSense's RAM disks, /var does not).  The copy is kept, unless the
+#      binary on disk is a different stock one: the package was upgraded
+#      while unlocked, and the new stock binary is saved in its place;
 #   c. install the new binary atomically (temporary file in the same
 #      directory, mode 555, rename);
 #   d. verify the installed binary;
-#   e. pkg lock dpinger, so that pfSense upgrades do not put the stock
-#      binary back;
-#   f. restart gateway monitoring the pfSense way (setup_gateways_monitor());
-#   g. verify that every gateway answers on its status socket.
+#   e. pkg lock dpinger, so that upgrades do not put the stock binary back;
+#   f. restart gateway monitoring the platform's way (pfSense:
+#      setup_gateways_monitor(); OPNsense: pluginctl -c monitor);
+#   g. verify that every gateway monitored in (a) runs again and answers
+#      with a measured status line.
 # A failing step undoes what this run did, so the box is left as it was;
 # a failure in f or g restores the stock binary and restarts monitoring
 # with it.
@@ -29,14 +34,19 @@
 # saved SHA-256), unlocks the package, restarts and verifies monitoring,
 # then removes the saved copy.  Run again, it says so and does nothing.
 #
-# --status shows what is installed, the saved copy, the lock and every
-# status socket's answer.
+# --status shows what is installed, the saved copy, the lock, whether the
+# stock package changed since it was saved, and every status socket's
+# answer.
 #
 # --mbuf-guard (first) runs mbuf-guard.sh from this directory with the
 # other arguments: the pfSense 2.8 `netstat -m` panic guard.
 #
-# For tests: every absolute path is under $ROOT (empty on pfSense), and
-# pkg, php, pfSsh.php, nc are found through PATH.
+# On pfSense, install also installs the gateway watchdog (watchdog-install.sh
+# beside this script), rollback removes it and status shows it; both the
+# watchdog and the mbuf guard are pfSense-only and left out on OPNsense.
+#
+# For tests: every absolute path is under $ROOT (empty on the firewall),
+# and pkg, php, pfSsh.php, pluginctl, nc are found through PATH.
 
 set -u
 
@@ -45,15 +55,11 @@ PROG=dpinger-install
 BIN_DIR=$ROOT/usr/local/bin
 BIN=$BIN_DIR/dpinger
 STOCK=$BIN_DIR/dpinger.stock
-STATE_DIR=$ROOT/var/db/dpinger-selfheal
-STOCK_SUM=$STATE_DIR/stock.sha256
-RUN_DIR=$ROOT/var/run
-VERSION_FILE=$ROOT/etc/version
-PFSSH=$ROOT/usr/local/sbin/pfSsh.php
 VERIFY_TIMEOUT=${DPINGER_VERIFY_TIMEOUT:-30}
 PKG_NAME=dpinger
 
-# say, warn, sha256_of and atomic_copy live beside this script.
+# say, warn, sha256_of, atomic_copy, the state directory, platform_detect
+# and the monitor helpers live beside this script.
 COMMON=$(dirname "$0")/common.sh
 if [ ! -r "$COMMON" ]; then
 	echo "$PROG: $COMMON is missing: copy it beside this script" >&2
@@ -66,11 +72,19 @@ WATCHDOG_INSTALL=$(dirname "$0")/watchdog-install.sh
 # shellcheck source=port/pfsense/watchdog-install.sh disable=SC1091
 . "$WATCHDOG_INSTALL"
 
+STATE_DIR=$SELFHEAL_STATE
+STOCK_SUM=$STATE_DIR/stock.sha256
+STOCK_VERSION=$STATE_DIR/stock.version
+
 # What this run changed, so that a failure can undo exactly that.
 made_state_dir=no
 saved_stock=no
+refreshed_stock=no
+wrote_version=no
 replaced_binary=no
 locked_pkg=no
+# The gateways monitored before the swap: the set to find again after.
+monitors_before=""
 
 usage() {
 	echo "usage: $0 [--install] [NEW_BINARY] | --rollback | --status" >&2
@@ -112,18 +126,53 @@ saved_sum() {
 	cut -d ' ' -f 1 "$STOCK_SUM"
 }
 
+# The stock package's version when its binary was saved; empty when an
+# older installer saved it without one.
+saved_version() {
+	[ -f "$STOCK_VERSION" ] && head -n 1 "$STOCK_VERSION"
+	return 0
+}
+
 pkg_locked() {
 	[ "$(pkg query '%k' "$PKG_NAME" 2>/dev/null)" = 1 ]
+}
+
+# The installed package's version, from the local package database.
+pkg_version() {
+	pkg query '%v' "$PKG_NAME" 2>/dev/null | head -n 1
+}
+
+# The version the repository offers, from the catalogue already on the
+# box (-U: no fetch); empty when there is no catalogue.
+repo_version() {
+	pkg rquery -U '%v' "$PKG_NAME" 2>/dev/null | head -n 1
+}
+
+upgrader() {
+	if [ "$PLATFORM" = opnsense ]; then
+		echo "the firmware update"
+	else
+		echo "pfSense-upgrade"
+	fi
 }
 
 # ------------------------------------------------------------------ #
 # Gateway monitoring                                                  #
 # ------------------------------------------------------------------ #
 
-# setup_gateways_monitor() (gwlb.inc) stops every dpinger and starts one
-# per monitored gateway, as pfSense does after any gateway change.  The
-# service playback is the same call through pfSense's service layer.
+# pfSense: setup_gateways_monitor() (gwlb.inc) stops every dpinger and
+# starts one per monitored gateway, as pfSense does after any gateway
+# change; the service playback is the same call through pfSense's service
+# layer.  OPNsense: the "monitor" configure hook kills every
+# /var/run/dpinger_*.pid and starts the configured monitors again.
+# pfSense also drops the ICMP states to each monitor address, so that
+# the probes follow the monitor's host route again.
 restart_monitoring() {
+	if [ "$PLATFORM" = opnsense ]; then
+		say "restarting gateway monitoring (pluginctl -c monitor)"
+		pluginctl -c monitor >/dev/null
+		return
+	fi
 	say "restarting gateway monitoring (setup_gateways_monitor)"
 	_php='require_once("config.inc"); require_once("functions.inc");'
 	_php="$_php"' require_once("gwlb.inc"); setup_gateways_monitor();'
@@ -134,67 +183,145 @@ restart_monitoring() {
 	pfSsh.php playback svc restart dpinger >/dev/null
 }
 
-# One status line from a socket, or nothing.
-read_status() {
-	if command -v timeout >/dev/null 2>&1; then
-		timeout 10 nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+# Pid files naming no process: gateways pfSense meant to monitor, whose
+# dpinger died or never came up.
+say_dead_monitors() {
+	for _pidf in "$MONITOR_RUN_DIR"/dpinger_*.pid; do
+		[ -e "$_pidf" ] && ! monitor_alive "$_pidf" &&
+		    say "not running: $(monitor_gateway "$_pidf")" \
+		    "($(basename "$_pidf") names no process)"
+	done
+	return 0
+}
+
+# The gateways monitored now, before anything changes: after the restart
+# each of them must run again and answer.
+record_monitors() {
+	monitors_before=$(monitors_running)
+	say_dead_monitors
+	if [ -z "$monitors_before" ]; then
+		say "no gateway is monitored now (no running dpinger_*.pid" \
+		    "in $MONITOR_RUN_DIR): going on, with nothing to verify" \
+		    "after the restart"
 	else
-		nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+		say "monitored now: $monitors_before"
 	fi
 }
 
-status_ok() {
-	printf '%s\n' "$1" | grep -Eq '^[^ ]* ?[0-9]+ [0-9]+ [0-9]+$'
-}
-
-# Every gateway pfSense started has a pid file and a status socket with
-# the same stem (/var/run/dpinger_GW~SRC~MONITOR.pid and .sock): the
-# process must be alive and the socket must answer with a status line,
-# within VERIFY_TIMEOUT seconds.  A socket without a pid file is a left-
-# over that no process owns; it is reported, not counted.
+# Every gateway of monitors_before must have a pid file naming a live
+# process and a status socket answering with a measured line, within
+# VERIFY_TIMEOUT seconds.  "0 0" (no deviation, no loss) is pfSense's "not
+# ready yet": wait for a measurement, then fail.  A socket without a pid
+# file is a leftover that no process owns; it is named, not counted.
 verify_monitoring() {
 	_deadline=$(($(date +%s) + VERIFY_TIMEOUT))
 	while :; do
-		_total=0
 		_bad=""
-		for _pidf in "$RUN_DIR"/dpinger_*.pid; do
-			[ -e "$_pidf" ] || continue
-			_total=$((_total + 1))
-			_gw=$(basename "$_pidf" .pid)
-			_pid=$(cat "$_pidf" 2>/dev/null)
-			case "$_pid" in
-			""|*[!0-9]*)
-				_bad="$_bad $_gw(bad pid file)"
+		_n=0
+		for _gw in $monitors_before; do
+			_n=$((_n + 1))
+			_pidf=$(monitor_pidfile "$_gw")
+			if [ -z "$_pidf" ]; then
+				_bad="$_bad $_gw(not started)"
 				continue
-				;;
-			esac
-			if ! kill -0 "$_pid" 2>/dev/null; then
+			fi
+			if ! monitor_alive "$_pidf"; then
 				_bad="$_bad $_gw(not running)"
 				continue
 			fi
 			_line=$(read_status "${_pidf%.pid}.sock")
-			status_ok "$_line" || _bad="$_bad $_gw(no status)"
-		done
-		if [ "$_total" -gt 0 ] && [ -z "$_bad" ]; then
-			break
-		fi
-		if [ "$(date +%s)" -ge "$_deadline" ]; then
-			if [ "$_total" -eq 0 ]; then
-				warn "no gateway monitor (dpinger_*.pid) in" \
-				    "$RUN_DIR after ${VERIFY_TIMEOUT}s"
-			else
-				warn "not answering after ${VERIFY_TIMEOUT}s:$_bad"
+			if [ -z "$_line" ]; then
+				_bad="$_bad $_gw(no status)"
+			elif ! status_line_ok "$_line"; then
+				_bad="$_bad $_gw(bad status '$_line')"
+			elif ! status_measured "$_line"; then
+				_bad="$_bad $_gw(not ready: '$_line')"
 			fi
+		done
+		[ -z "$_bad" ] && break
+		if [ "$(date +%s)" -ge "$_deadline" ]; then
+			warn "not answering after ${VERIFY_TIMEOUT}s:$_bad"
 			return 1
 		fi
 		sleep 1
 	done
-	for _sock in "$RUN_DIR"/dpinger_*.sock; do
+	for _sock in "$MONITOR_RUN_DIR"/dpinger_*.sock; do
 		[ -e "$_sock" ] && [ ! -e "${_sock%.sock}.pid" ] &&
 		    say "ignoring $(basename "$_sock"): no pid file, no process"
 	done
-	say "all $_total gateway monitors answer on their status sockets"
+	for _gw in $(monitors_running); do
+		case " $monitors_before " in
+		*" $_gw "*) ;;
+		*) say "also running now: $_gw (not monitored before)" ;;
+		esac
+	done
+	say_dead_monitors
+	if [ "$_n" -eq 0 ]; then
+		say "no gateway to verify"
+	else
+		say "all $_n gateway monitors answer with a measured status:" \
+		    "$monitors_before"
+	fi
 	return 0
+}
+
+# Every monitor's pid file and socket, with its answer, for --status.
+show_monitors() {
+	for _pidf in "$MONITOR_RUN_DIR"/dpinger_*.pid; do
+		[ -e "$_pidf" ] || continue
+		monitor_alive "$_pidf" ||
+		    say "$(basename "$_pidf"): process not running"
+	done
+	for _sock in "$MONITOR_RUN_DIR"/dpinger_*.sock; do
+		[ -e "$_sock" ] || continue
+		_line=$(read_status "$_sock")
+		_note=""
+		if [ ! -e "${_sock%.sock}.pid" ]; then
+			_note=" (no pid file: a leftover)"
+		elif [ -n "$_line" ] && ! status_measured "$_line"; then
+			_note=" (not ready yet)"
+		fi
+		say "$(basename "$_sock"): ${_line:-(no answer)}$_note"
+	done
+	[ -n "$(monitors_running)" ] || say "no gateway monitor is running"
+}
+
+# ------------------------------------------------------------------ #
+# Stock package upgrades                                              #
+# ------------------------------------------------------------------ #
+
+# What pkg says about the stock package against the saved copy.  Locked,
+# the package keeps its version through an upgrade, and pfSense-upgrade
+# hides pkg's "locked" notice: a newer stock dpinger in the repository is
+# the only trace.  Unlocked, the upgrade replaces the binary (ours) with
+# the new stock one and the package's version changes.
+report_upgrades() {
+	[ -f "$STOCK" ] || return 0
+	_saved=$(saved_version)
+	_now=$(pkg_version)
+	_repo=$(repo_version)
+	if [ -z "$_saved" ]; then
+		say "stock package version of the saved copy: unknown" \
+		    "(saved by an older installer)"
+	elif [ -n "$_now" ] && [ "$_now" != "$_saved" ]; then
+		say "UPGRADED: package $PKG_NAME is $_now now; the saved" \
+		    "stock copy is $_saved's"
+		if is_selfheal "$BIN"; then
+			say "  $BIN is the self-healing one: a --rollback" \
+			    "puts back $_saved's binary; run 'pkg install" \
+			    "-f $PKG_NAME' after it to get $_now's"
+		else
+			say "  $BIN is the upgraded stock binary: install" \
+			    "again to save it and put the self-healing one back"
+		fi
+	fi
+	if [ -n "$_repo" ] && [ -n "$_now" ] && [ "$_repo" != "$_now" ] &&
+	    pkg_locked; then
+		say "HELD BACK: the repository has $PKG_NAME $_repo; $_now" \
+		    "is installed and locked, so $(upgrader) skipped it" \
+		    "without a word.  To take it: '$0 --rollback'," \
+		    "'pkg upgrade $PKG_NAME', then install again"
+	fi
 }
 
 # ------------------------------------------------------------------ #
@@ -207,7 +334,8 @@ undo_run() {
 		if pkg unlock -y "$PKG_NAME" >/dev/null; then
 			say "undone: pkg lock"
 		else
-			warn "could not undo the pkg lock: run pkg unlock -y $PKG_NAME"
+			warn "could not undo the pkg lock: run" \
+			    "pkg unlock -y $PKG_NAME"
 		fi
 	fi
 	if [ "$replaced_binary" = yes ]; then
@@ -215,54 +343,60 @@ undo_run() {
 		    [ "$(sha256_of "$BIN")" = "$(saved_sum)" ]; then
 			say "undone: stock binary restored"
 		else
-			warn "could not restore $BIN from $STOCK: copy it back by hand"
+			warn "could not restore $BIN from $STOCK:" \
+			    "copy it back by hand"
 		fi
 	fi
+	if [ "$wrote_version" = yes ]; then
+		rm -f "$STOCK_VERSION"
+	fi
+	if [ "$refreshed_stock" = yes ]; then
+		rm -f "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"
+		for _f in "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"; do
+			[ -e "$_f.prev" ] && mv -f "$_f.prev" "$_f"
+		done
+		say "undone: the older saved copy is back"
+	fi
 	if [ "$saved_stock" = yes ]; then
-		rm -f "$STOCK" "$STOCK_SUM"
+		rm -f "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"
 		say "undone: saved copy removed"
 	fi
 	if [ "$made_state_dir" = yes ]; then
-		rmdir "$STATE_DIR" 2>/dev/null
+		state_dir_drop "$STATE_DIR"
 	fi
-}
-
-fail_install() {
-	warn "$*"
-	undo_run
-	warn "install failed; the box is as it was"
-	exit 1
 }
 
 preflight() {
-	if [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-		warn "must run as root"
+	require_root
+	platform_detect
+	case "$PLATFORM" in
+	pfsense) _cmds="pkg php nc" ;;
+	opnsense) _cmds="pkg pluginctl nc" ;;
+	*)
+		warn "this is not pfSense ($ROOT/etc/version or" \
+		    "$ROOT/usr/local/sbin/pfSsh.php missing) nor OPNsense" \
+		    "($ROOT/usr/local/sbin/opnsense-version missing)"
 		exit 1
-	fi
-	if [ ! -f "$VERSION_FILE" ] || [ ! -f "$PFSSH" ]; then
-		warn "this is not pfSense ($VERSION_FILE or $PFSSH missing)"
-		exit 1
-	fi
-	for _cmd in pkg php nc; do
+		;;
+	esac
+	for _cmd in $_cmds; do
 		if ! command -v "$_cmd" >/dev/null 2>&1; then
 			warn "$_cmd not found in PATH"
 			exit 1
 		fi
 	done
-	if ! sha256_of "$VERSION_FILE" >/dev/null 2>&1; then
+	if ! sha256_of "$COMMON" >/dev/null 2>&1; then
 		warn "neither sha256 nor sha256sum found"
 		exit 1
 	fi
+	say "$PLATFORM_NAME"
 }
 
-do_install() {
-	new=$1
-	preflight
-	say "pfSense $(head -n 1 "$VERSION_FILE")"
-
-	# a. The binaries.
+# a. The binaries, and what OPNsense will say about them.
+check_binaries() {
 	if [ ! -f "$BIN" ]; then
-		warn "no stock binary at $BIN: is the dpinger package installed?"
+		warn "no stock binary at $BIN: is the dpinger package" \
+		    "installed?"
 		exit 1
 	fi
 	if [ ! -f "$new" ]; then
@@ -275,77 +409,147 @@ do_install() {
 		exit 1
 	fi
 	if ! is_selfheal "$new"; then
-		warn "$new is not the self-healing dpinger (no -X/-F/-W in usage)"
+		warn "$new is not the self-healing dpinger" \
+		    "(no -X/-F/-W in usage)"
 		exit 1
 	fi
 	new_sum=$(sha256_of "$new")
-
-	# b. Save the stock binary, once.
-	if [ -f "$STOCK" ]; then
-		if [ "$(sha256_of "$STOCK")" != "$(saved_sum)" ]; then
-			warn "$STOCK does not match $STOCK_SUM: refusing to go on"
-			exit 1
-		fi
-		say "stock binary already saved as $STOCK"
-	else
-		if is_selfheal "$BIN"; then
-			warn "$BIN is already a self-healing dpinger and no stock" \
-			    "copy was saved: reinstall the stock package first" \
-			    "(pkg install -f dpinger)"
-			exit 1
-		fi
-		if [ ! -d "$STATE_DIR" ]; then
-			mkdir -p "$STATE_DIR" ||
-			    fail_install "cannot create $STATE_DIR"
-			made_state_dir=yes
-		fi
-		saved_stock=yes
-		_sum=$(sha256_of "$BIN")
-		if ! cp -p "$BIN" "$STOCK.tmp.$$" ||
-		    ! mv -f "$STOCK.tmp.$$" "$STOCK" ||
-		    ! cmp -s "$BIN" "$STOCK" ||
-		    ! echo "$_sum  dpinger.stock" >"$STOCK_SUM.tmp.$$" ||
-		    ! mv -f "$STOCK_SUM.tmp.$$" "$STOCK_SUM"; then
-			rm -f "$STOCK.tmp.$$" "$STOCK_SUM.tmp.$$"
-			fail_install "cannot save the stock binary as $STOCK"
-		fi
-		say "saved the stock binary as $STOCK (sha256 $_sum)"
+	if [ "$PLATFORM" = opnsense ]; then
+		say "note: OPNsense's health audit (System > Firmware >" \
+		    "Status, 'pkg check -sa') will list $BIN as a changed" \
+		    "file, and $PKG_NAME as locked, until '$0 --rollback'"
 	fi
+}
 
-	# c. Install.
+# The stock binary at $BIN goes to $STOCK, its checksum and its package's
+# version to the state directory.
+write_stock_copy() {
+	_sum=$(sha256_of "$BIN")
+	_ver=$(pkg_version)
+	if ! cp -p "$BIN" "$STOCK.tmp.$$" ||
+	    ! mv -f "$STOCK.tmp.$$" "$STOCK" ||
+	    ! cmp -s "$BIN" "$STOCK" ||
+	    ! echo "$_sum  dpinger.stock" >"$STOCK_SUM.tmp.$$" ||
+	    ! mv -f "$STOCK_SUM.tmp.$$" "$STOCK_SUM" ||
+	    ! echo "$_ver" >"$STOCK_VERSION.tmp.$$" ||
+	    ! mv -f "$STOCK_VERSION.tmp.$$" "$STOCK_VERSION"; then
+		rm -f "$STOCK.tmp.$$" "$STOCK_SUM.tmp.$$" \
+		    "$STOCK_VERSION.tmp.$$"
+		return 1
+	fi
+	say "saved the stock binary as $STOCK" \
+	    "($PKG_NAME ${_ver:-of unknown version}, sha256 $_sum)"
+}
+
+# b. Save the stock binary: once, or again when the package replaced it.
+save_stock() {
+	state_migrate || exit 1
+	if [ ! -f "$STOCK" ]; then
+		if is_selfheal "$BIN"; then
+			warn "$BIN is already a self-healing dpinger and no" \
+			    "stock copy was saved: reinstall the stock" \
+			    "package first (pkg install -f dpinger)"
+			exit 1
+		fi
+		state_dir_make "$STATE_DIR" ||
+		    fail_install "cannot create $STATE_DIR"
+		made_state_dir=$STATE_MADE
+		saved_stock=yes
+		write_stock_copy ||
+		    fail_install "cannot save the stock binary as $STOCK"
+		return 0
+	fi
+	_want=$(saved_sum) || {
+		warn "$STOCK_SUM is missing: cannot check $STOCK; refusing"
+		exit 1
+	}
+	if [ "$(sha256_of "$STOCK")" != "$_want" ]; then
+		warn "$STOCK does not match $STOCK_SUM: refusing to go on"
+		exit 1
+	fi
+	if is_selfheal "$BIN" || [ "$(sha256_of "$BIN")" = "$_want" ]; then
+		say "stock binary already saved as $STOCK"
+		record_missing_version
+		return 0
+	fi
+	# Neither ours nor the saved one: the package was upgraded (or
+	# reinstalled) while unlocked, and this is its stock binary now.
+	if ! runs_as_dpinger "$BIN"; then
+		warn "$BIN is neither the saved stock binary nor a dpinger" \
+		    "that runs here: refusing (pkg install -f dpinger first)"
+		exit 1
+	fi
+	say "$BIN is a stock dpinger other than the saved copy (package" \
+	    "$PKG_NAME $(saved_version) when saved, $(pkg_version) now):" \
+	    "the package was upgraded while unlocked; saving it in place" \
+	    "of the older copy"
+	for _f in "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"; do
+		if [ -e "$_f" ] && ! mv -f "$_f" "$_f.prev"; then
+			fail_install "cannot set $_f aside"
+		fi
+	done
+	refreshed_stock=yes
+	write_stock_copy ||
+	    fail_install "cannot save the stock binary as $STOCK"
+}
+
+# A copy saved by an older installer has no version.  While the package
+# is locked its version cannot have changed since that install, so the
+# version pkg reports now is the copy's.
+record_missing_version() {
+	[ -f "$STOCK_VERSION" ] && return 0
+	pkg_locked || return 0
+	_ver=$(pkg_version)
+	[ -n "$_ver" ] || return 0
+	echo "$_ver" >"$STOCK_VERSION" ||
+	    fail_install "cannot write $STOCK_VERSION"
+	wrote_version=yes
+	say "recorded the saved copy's package version, $_ver" \
+	    "(the package stayed locked since it was saved)"
+}
+
+# c. Install.
+install_binary() {
 	if [ "$(sha256_of "$BIN")" = "$new_sum" ]; then
 		say "$BIN is already the new binary"
-	else
-		atomic_copy "$new" "$BIN" 555 ||
-		    fail_install "cannot install $new as $BIN"
-		replaced_binary=yes
-		say "installed $new as $BIN"
+		return 0
 	fi
+	atomic_copy "$new" "$BIN" 555 ||
+	    fail_install "cannot install $new as $BIN"
+	replaced_binary=yes
+	say "installed $new as $BIN"
+}
 
-	# d. Verify.
+# d. Verify.
+verify_binary() {
 	if [ "$(sha256_of "$BIN")" != "$new_sum" ] || ! is_selfheal "$BIN"; then
 		fail_install "the installed $BIN does not verify"
 	fi
 	say "verified $BIN (sha256 $new_sum)"
+}
 
-	# e. Lock the package.
+# e. Lock the package.
+lock_package() {
 	if pkg_locked; then
 		say "package $PKG_NAME already locked"
-	else
-		locked_pkg=yes
-		if ! pkg lock -y "$PKG_NAME" >/dev/null || ! pkg_locked; then
-			fail_install "pkg lock -y $PKG_NAME failed"
-		fi
-		say "locked package $PKG_NAME against upgrades"
+		return 0
 	fi
+	locked_pkg=yes
+	if ! pkg lock -y "$PKG_NAME" >/dev/null || ! pkg_locked; then
+		fail_install "pkg lock -y $PKG_NAME failed"
+	fi
+	say "locked package $PKG_NAME against upgrades"
+}
 
-	# f, g. Restart and verify, when anything changed.
-	if [ "$replaced_binary" = no ] && [ "$locked_pkg" = no ]; then
+# f, g. Restart and verify, when anything changed.
+restart_and_verify() {
+	if [ "$replaced_binary" = no ] && [ "$locked_pkg" = no ] &&
+	    [ "$refreshed_stock" = no ]; then
 		say "nothing changed; checking the running monitors only"
 		if verify_monitoring; then
-			watchdog_install || exit 1
+			install_siblings || exit 1
 			say "already installed"
-			exit 0
+			finish_install
 		fi
 		warn "some gateways do not answer; run --status, or" \
 		    "'$0 --rollback' to go back to the stock binary"
@@ -359,9 +563,27 @@ do_install() {
 		warn "gateway monitoring does not verify with the new binary"
 		rollback_after_failure
 	fi
-	watchdog_install || rollback_after_failure
+	install_siblings || rollback_after_failure
 	say "done: the self-healing dpinger monitors every gateway" \
 	    "(roll back with '$0 --rollback')"
+	finish_install
+}
+
+# The pfSense-only siblings that come with the install: the gateway
+# watchdog (its cron item goes through pfSense's services.inc).
+install_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
+	watchdog_install
+}
+
+remove_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
+	watchdog_remove
+}
+
+# Success: the older saved copy, if replaced, is no longer needed.
+finish_install() {
+	rm -f "$STOCK.prev" "$STOCK_SUM.prev" "$STOCK_VERSION.prev"
 	exit 0
 }
 
@@ -369,27 +591,42 @@ do_install() {
 rollback_after_failure() {
 	undo_run
 	if restart_monitoring && verify_monitoring; then
-		warn "rolled back: the stock dpinger monitors the gateways again"
+		warn "rolled back: the stock dpinger monitors the" \
+		    "gateways again"
 	else
 		warn "rolled back, but monitoring still does not verify:" \
-		    "check System > Routing > Gateways"
+		    "see '$0 --status' and the gateways page"
 	fi
 	warn "install failed; the box is as it was"
 	exit 1
+}
+
+do_install() {
+	preflight
+	check_binaries
+	record_monitors
+	save_stock
+	report_upgrades
+	install_binary
+	verify_binary
+	lock_package
+	restart_and_verify
 }
 
 # ------------------------------------------------------------------ #
 # Rollback and status                                                 #
 # ------------------------------------------------------------------ #
 
-do_rollback() {
-	preflight
-	watchdog_remove || exit 1
+# The saved copy and its checksum, checked; exits when there is nothing
+# to roll back or the copy cannot be trusted.
+check_saved_copy() {
+	state_migrate || exit 1
 	if [ ! -f "$STOCK" ]; then
 		if [ -f "$BIN" ] && is_selfheal "$BIN"; then
-			warn "no saved stock binary ($STOCK), but $BIN is the" \
-			    "self-healing one: reinstall the stock package with" \
-			    "'pkg unlock -y dpinger; pkg install -f dpinger'"
+			warn "no saved stock binary ($STOCK), but $BIN is" \
+			    "the self-healing one: reinstall the stock" \
+			    "package with 'pkg unlock -y dpinger;" \
+			    "pkg install -f dpinger'"
 			exit 1
 		fi
 		say "nothing to roll back: no saved stock binary," \
@@ -397,13 +634,18 @@ do_rollback() {
 		exit 0
 	fi
 	want=$(saved_sum) || {
-		warn "$STOCK_SUM is missing: cannot check $STOCK; refusing"
+		warn "$STOCK_SUM is missing: cannot check $STOCK; refusing." \
+		    "If you trust it: cp -p $STOCK $BIN, then" \
+		    "'pkg check -s $PKG_NAME' checks it against the package"
 		exit 1
 	}
 	if [ "$(sha256_of "$STOCK")" != "$want" ]; then
 		warn "$STOCK does not match its saved checksum: refusing"
 		exit 1
 	fi
+}
+
+restore_binary() {
 	if [ -f "$BIN" ] && [ "$(sha256_of "$BIN")" = "$want" ]; then
 		say "$BIN is already the stock binary"
 	else
@@ -418,26 +660,53 @@ do_rollback() {
 		exit 1
 	fi
 	say "verified $BIN (sha256 $want)"
-	if pkg_locked; then
-		pkg unlock -y "$PKG_NAME" >/dev/null || {
-			warn "pkg unlock -y $PKG_NAME failed"
-			exit 1
-		}
-		say "unlocked package $PKG_NAME"
-	fi
+}
+
+unlock_package() {
+	pkg_locked || return 0
+	pkg unlock -y "$PKG_NAME" >/dev/null || {
+		warn "pkg unlock -y $PKG_NAME failed"
+		exit 1
+	}
+	say "unlocked package $PKG_NAME"
+}
+
+# The saved copy and its state go once the stock binary monitors again.
+restart_and_drop_copy() {
 	if ! restart_monitoring || ! verify_monitoring; then
 		warn "the stock binary is back, but monitoring does not" \
 		    "verify; the saved copy stays in $STOCK"
 		exit 1
 	fi
-	rm -f "$STOCK" "$STOCK_SUM"
-	rmdir "$STATE_DIR" 2>/dev/null
+	rm -f "$STOCK" "$STOCK_SUM" "$STOCK_VERSION"
+	state_dir_drop "$STATE_DIR"
+}
+
+do_rollback() {
+	preflight
+	remove_siblings || exit 1
+	check_saved_copy
+	record_monitors
+	restore_binary
+	unlock_package
+	restart_and_drop_copy
 	say "rolled back: the stock dpinger monitors every gateway"
 	exit 0
 }
 
-do_status() {
-	[ -f "$VERSION_FILE" ] && say "pfSense $(head -n 1 "$VERSION_FILE")"
+# Which state is read: the old place until install or --rollback moves it.
+show_state() {
+	if [ ! -f "$STOCK_SUM" ] && [ -f "$SELFHEAL_OLD_STATE/stock.sha256" ]
+	then
+		STOCK_SUM=$SELFHEAL_OLD_STATE/stock.sha256
+		STOCK_VERSION=$SELFHEAL_OLD_STATE/stock.version
+		say "state: in $SELFHEAL_OLD_STATE, an older installer's" \
+		    "place that a reboot with RAM disks wipes; the next" \
+		    "install or --rollback moves it to $SELFHEAL_STATE"
+	fi
+}
+
+show_binaries() {
 	if [ ! -f "$BIN" ]; then
 		say "$BIN: missing"
 	elif is_selfheal "$BIN"; then
@@ -445,28 +714,46 @@ do_status() {
 	else
 		say "$BIN: stock dpinger (sha256 $(sha256_of "$BIN"))"
 	fi
-	if [ -f "$STOCK" ]; then
-		if [ "$(sha256_of "$STOCK")" = "$(saved_sum)" ]; then
-			say "$STOCK: saved stock binary, checksum ok"
-		else
-			say "$STOCK: saved stock binary, CHECKSUM MISMATCH"
-		fi
-	else
+	if [ ! -f "$STOCK" ]; then
 		say "$STOCK: none saved"
-	fi
-	if pkg_locked; then
-		say "package $PKG_NAME: locked"
+	elif [ ! -f "$STOCK_SUM" ]; then
+		say "$STOCK: saved stock binary, CHECKSUM LOST ($STOCK_SUM" \
+		    "missing)"
+	elif [ "$(sha256_of "$STOCK")" = "$(saved_sum)" ]; then
+		say "$STOCK: saved stock binary" \
+		    "($PKG_NAME $(saved_version)), checksum ok"
 	else
-		say "package $PKG_NAME: not locked"
+		say "$STOCK: saved stock binary, CHECKSUM MISMATCH"
 	fi
-	for _sock in "$RUN_DIR"/dpinger_*.sock; do
-		[ -e "$_sock" ] || continue
-		_line=$(read_status "$_sock")
-		say "$(basename "$_sock"): ${_line:-(no answer)}"
-	done
+}
+
+show_package() {
+	_pkg=$(echo "$PKG_NAME $(pkg_version)" | sed 's/ $//')
+	if pkg_locked; then
+		say "package $_pkg: locked"
+	else
+		say "package $_pkg: not locked"
+	fi
+}
+
+# The pfSense-only siblings: the gateway watchdog and the mbuf guard.
+show_siblings() {
+	[ "$PLATFORM" = opnsense ] && return 0
 	watchdog_status
 	[ -r "$(dirname "$0")/mbuf-guard.sh" ] &&
 	    say "$(sh "$(dirname "$0")/mbuf-guard.sh" --status-line)"
+	return 0
+}
+
+do_status() {
+	platform_detect
+	say "$PLATFORM_NAME"
+	show_state
+	show_binaries
+	show_package
+	report_upgrades
+	show_monitors
+	show_siblings
 	exit 0
 }
 
@@ -496,7 +783,7 @@ if [ -z "$new" ]; then
 fi
 
 case "$action" in
-install) do_install "$new" ;;
+install) do_install ;;
 rollback) do_rollback ;;
 status) do_status ;;
 esac
