@@ -2,7 +2,8 @@
 dpinger processes in network namespaces.
 
 A scratch pfSense root (ROOT=...) holds the installed binary (a copy of
-the variant under test, named dpinger as on pfSense), /etc/version,
+the plain build, named dpinger as on pfSense: the watchdog is under test
+here; dpinger runs under the sanitizers in the heal tests), /etc/version,
 pfSsh.php and /var/run.  pfSense's PHP is the real php interpreter with
 stand-in include files (config.inc, functions.inc, gwlb.inc, services.inc)
 on its include path: return_gateways_array() and the interface addresses
@@ -481,12 +482,12 @@ def two_gateways(make_box, topo, binary):
 # -- the modes ---------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["TERM", "KILL"])
-def test_killed_monitor_comes_back_within_one_run(topo, make_box, binary,
-                                                  how):
+def test_killed_monitor_comes_back_within_one_run(topo, make_box,
+                                                  plain_binary, how):
     """SIGTERM (pid file and socket go: pfSense's missing monitor after an
     IPsec reload) or SIGKILL (they stay): one run starts that gateway,
     through start_dpinger(), and touches nothing else."""
-    box = two_gateways(make_box, topo, binary)
+    box = two_gateways(make_box, topo, plain_binary)
     old, other = box.pid("WAN_DHCP"), box.pid("OTHER")
     os.kill(old, getattr(signal, "SIG" + how))
     netns.wait_until(lambda: gone(old), 10, "the monitor gone")
@@ -511,10 +512,10 @@ def test_killed_monitor_comes_back_within_one_run(topo, make_box, binary,
     assert box.starts() == ["WAN_DHCP", "OTHER", "WAN_DHCP"]
 
 
-def test_stopped_monitor_is_replaced(topo, make_box, binary):
+def test_stopped_monitor_is_replaced(topo, make_box, plain_binary):
     """SIGSTOP: the socket stops answering.  SIGTERM cannot end a stopped
     process, so SIGKILL after 3 s, then a new start."""
-    box = two_gateways(make_box, topo, binary)
+    box = two_gateways(make_box, topo, plain_binary)
     old, other = box.pid("WAN_DHCP"), box.pid("OTHER")
     os.kill(old, signal.SIGSTOP)
     try:
@@ -557,12 +558,12 @@ def zombie_box(make_box, topo, binary, mode):
     return box, gw
 
 
-def test_zombie_gets_sighup_and_heals(topo, make_box, binary):
+def test_zombie_gets_sighup_and_heals(topo, make_box, plain_binary):
     """Stale sockets (the shim fails sends on sockets older than the
     fault): 100 % loss while ping works.  The run sends SIGHUP, the
     monitor rebinds and recovers; the next run finds it well and
     restarts nothing."""
-    box, _ = zombie_box(make_box, topo, binary, "fail")
+    box, _ = zombie_box(make_box, topo, plain_binary, "fail")
     pid = box.pid("VTI")
     r = box.watchdog()
     assert r.returncode == 0, r.stdout + r.stderr
@@ -581,10 +582,11 @@ def test_zombie_gets_sighup_and_heals(topo, make_box, binary):
     assert len([x for x in box.syslog() if "SIGHUP" in x]) == 1
 
 
-def test_zombie_still_at_100_is_restarted_next_run(topo, make_box, binary):
+def test_zombie_still_at_100_is_restarted_next_run(topo, make_box,
+                                                   plain_binary):
     """Every send fails, rebind or not: SIGHUP first, a restart on the
     next run (the SIGHUP does not count against the rate limit)."""
-    box, _ = zombie_box(make_box, topo, binary, "all")
+    box, _ = zombie_box(make_box, topo, plain_binary, "all")
     pid = box.pid("VTI")
     r = box.watchdog()
     assert "VTI: sent SIGHUP (rebind) to pid %d" % pid in r.stdout, r.stdout
