@@ -1814,7 +1814,8 @@ static struct {
 	int			last_failure;	/* errno last logged, or 0 */
 	uint64_t		last_bind_usec;
 	uint64_t		last_retry_usec;
-} sender = { .fd = -1 };
+	enum trigger		retry_why;	/* what the waiting retry fulfils */
+} sender = { .fd = -1, .retry_why = TRIG_ADDR_AVAILABLE };
 
 /*
  * Reopen both probe sockets.  true when new ones are in place.  When the
@@ -1870,6 +1871,7 @@ rebind(enum trigger why)
 		return false;
 	}
 	sender.last_failure = 0;
+	sender.retry_why = TRIG_ADDR_AVAILABLE;
 	if (sender.fd >= 0)
 		close(sender.fd);
 	sender.fd = send_fd;
@@ -2007,8 +2009,14 @@ send_thread(void *arg)
 		heal.pending = TRIG_NONE;
 		pthread_mutex_unlock(&heal.lock);
 		if (why != TRIG_NONE) {
+			/* Linux announces a new IPv4 address before its local
+			 * route exists, so a bind at once can still fail: the
+			 * waiting retry then completes this request, and its
+			 * line names the trigger that asked for it. */
 			if (rebind(why))
 				auto_heal_rebound(&ah, now_usec());
+			else if (sender.fd < 0)
+				sender.retry_why = why;
 			continue;
 		}
 
@@ -2028,7 +2036,7 @@ send_thread(void *arg)
 		    memory_order_relaxed) || now - sender.last_retry_usec >=
 		    WAITING_BACKSTOP_USEC)) {
 			sender.last_retry_usec = now;
-			if (rebind(TRIG_ADDR_AVAILABLE))
+			if (rebind(sender.retry_why))
 				auto_heal_rebound(&ah, now);
 		}
 		else if (sender.fd >= 0 && cfg.silence_msec > 0 &&

@@ -60,7 +60,8 @@ def sh(*args, check=True, ns=None, timeout=30):
 
 
 def wait_until(predicate, timeout, what, interval=0.01):
-    """Poll predicate() until it returns something true; fail after timeout."""
+    """Poll predicate() until it returns something true; fail after timeout.
+    `what` may be a callable, to describe the state at the failure."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -68,7 +69,8 @@ def wait_until(predicate, timeout, what, interval=0.01):
             return value
         if time.monotonic() >= deadline:
             raise AssertionError("timed out after %.1fs waiting for %s"
-                                 % (timeout, what))
+                                 % (timeout, what() if callable(what)
+                                    else what))
         time.sleep(interval)
 
 

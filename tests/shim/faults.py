@@ -94,7 +94,7 @@ def wait_rebind(dp, trigger=None, after=0, timeout=10):
                                  % (dp.proc.returncode, dp.err()))
         return None
     return netns.wait_until(
-        found, timeout, "a rebind%s logged (stderr: %r)"
+        found, timeout, lambda: "a rebind%s logged (stderr: %r)"
         % (" (%s)" % trigger if trigger else "", dp.err()[-8:]))
 
 
