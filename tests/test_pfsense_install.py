@@ -589,7 +589,7 @@ def test_failure_leaves_box_as_it_was(box, step, fail, message):
     elif step in ("save", "install", "verify"):
         # A cp that fails (or, for verify, writes a short copy) when it
         # writes the file this step writes.
-        target = {"save": "dpinger.stock.tmp.*",
+        target = {"save": ".dpinger.stock.new.*",
                   "install": ".dpinger.new.*",
                   "verify": ".dpinger.new.*"}[step]
         action = "exit 1" if step != "verify" else \

@@ -122,8 +122,7 @@ is_selfheal() {
 }
 
 saved_sum() {
-	[ -f "$STOCK_SUM" ] || return 1
-	cut -d ' ' -f 1 "$STOCK_SUM"
+	saved_sum_of "$STOCK_SUM"
 }
 
 # The stock package's version when its binary was saved; empty when an
@@ -339,8 +338,7 @@ undo_run() {
 		fi
 	fi
 	if [ "$replaced_binary" = yes ]; then
-		if atomic_copy "$STOCK" "$BIN" keep &&
-		    [ "$(sha256_of "$BIN")" = "$(saved_sum)" ]; then
+		if restore_original "$STOCK" "$BIN" "$STOCK_SUM"; then
 			say "undone: stock binary restored"
 		else
 			warn "could not restore $BIN from $STOCK:" \
@@ -424,21 +422,15 @@ check_binaries() {
 # The stock binary at $BIN goes to $STOCK, its checksum and its package's
 # version to the state directory.
 write_stock_copy() {
-	_sum=$(sha256_of "$BIN")
 	_ver=$(pkg_version)
-	if ! cp -p "$BIN" "$STOCK.tmp.$$" ||
-	    ! mv -f "$STOCK.tmp.$$" "$STOCK" ||
-	    ! cmp -s "$BIN" "$STOCK" ||
-	    ! echo "$_sum  dpinger.stock" >"$STOCK_SUM.tmp.$$" ||
-	    ! mv -f "$STOCK_SUM.tmp.$$" "$STOCK_SUM" ||
+	if ! save_original "$BIN" "$STOCK" "$STOCK_SUM" ||
 	    ! echo "$_ver" >"$STOCK_VERSION.tmp.$$" ||
 	    ! mv -f "$STOCK_VERSION.tmp.$$" "$STOCK_VERSION"; then
-		rm -f "$STOCK.tmp.$$" "$STOCK_SUM.tmp.$$" \
-		    "$STOCK_VERSION.tmp.$$"
+		rm -f "$STOCK_VERSION.tmp.$$"
 		return 1
 	fi
 	say "saved the stock binary as $STOCK" \
-	    "($PKG_NAME ${_ver:-of unknown version}, sha256 $_sum)"
+	    "($PKG_NAME ${_ver:-of unknown version}, sha256 $(saved_sum))"
 }
 
 # b. Save the stock binary: once, or again when the package replaced it.
@@ -648,15 +640,10 @@ check_saved_copy() {
 restore_binary() {
 	if [ -f "$BIN" ] && [ "$(sha256_of "$BIN")" = "$want" ]; then
 		say "$BIN is already the stock binary"
-	else
-		atomic_copy "$STOCK" "$BIN" keep || {
-			warn "cannot restore $BIN from $STOCK; nothing changed"
-			exit 1
-		}
+	elif restore_original "$STOCK" "$BIN" "$STOCK_SUM"; then
 		say "restored the stock binary as $BIN"
-	fi
-	if [ "$(sha256_of "$BIN")" != "$want" ]; then
-		warn "restored $BIN does not match the saved checksum"
+	else
+		warn "cannot restore $BIN from $STOCK byte for byte"
 		exit 1
 	fi
 	say "verified $BIN (sha256 $want)"
