@@ -251,12 +251,15 @@ monitors_running() {
 	done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
-# One status line from socket $1, or nothing.
+# The first line status socket $1 writes within $2 seconds (default 5),
+# or nothing.  timeout(1), where there is one, also bounds the connect.
 read_status() {
+	_rs_wait=${2:-5}
 	if command -v timeout >/dev/null 2>&1; then
-		timeout 10 nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+		timeout $((_rs_wait + 1)) nc -U -w "$_rs_wait" "$1" \
+		    </dev/null 2>/dev/null | head -n 1
 	else
-		nc -U -w 5 "$1" </dev/null 2>/dev/null | head -n 1
+		nc -U -w "$_rs_wait" "$1" </dev/null 2>/dev/null | head -n 1
 	fi
 }
 

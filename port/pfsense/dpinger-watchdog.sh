@@ -68,7 +68,7 @@ HOLD_OFF=300		# seconds between two repairs of one gateway
 KEEP_REPAIRS=20		# lines kept in the repairs file
 TAB=$(printf '\t')
 
-# >>> common.sh: say, warn (the installer puts the file itself here)
+# >>> common.sh: say, warn, read_status (the installer puts the file here)
 COMMON=$(dirname "$0")/common.sh
 if [ ! -r "$COMMON" ]; then
 	echo "$PROG: $COMMON is missing: copy it beside this script" >&2
@@ -225,16 +225,6 @@ wait_gone() {
 	return 0
 }
 
-# The first line a status socket writes, within STATUS_WAIT seconds.
-query_status() {
-	if command -v timeout >/dev/null 2>&1; then
-		timeout $((STATUS_WAIT + 1)) nc -U -w "$STATUS_WAIT" "$1" \
-		    </dev/null 2>/dev/null | head -n 1
-	else
-		nc -U -w "$STATUS_WAIT" "$1" </dev/null 2>/dev/null | head -n 1
-	fi
-}
-
 # Does the path work?  `ping -c 3 -S src monitor` gets a reply within 5 s
 # (three echo requests a second apart; a real outage must not hold the
 # run for long).  Replies are counted from the output: ping cut short by
@@ -316,8 +306,8 @@ start_gateway() {
 	_until=$(($(date +%s) + START_WAIT))
 	while :; do
 		_pid=$(head -n 1 "$_prefix.pid" 2>/dev/null)
-		if is_uint "$_pid" && alive "$_pid" &&
-		    well_formed "$_name" "$(query_status "$_prefix.sock")"; then
+		if is_uint "$_pid" && alive "$_pid" && well_formed "$_name" \
+		    "$(read_status "$_prefix.sock" "$STATUS_WAIT")"; then
 			outcome="started, pid $_pid answers"
 			return 0
 		fi
@@ -410,7 +400,7 @@ check_gateway() {
 	fi
 
 	# Hung: no status line within STATUS_WAIT seconds.
-	line=$(query_status "$prefix.sock")
+	line=$(read_status "$prefix.sock" "$STATUS_WAIT")
 	why=""
 	if [ -z "$line" ]; then
 		why="status socket does not answer within ${STATUS_WAIT}s"
